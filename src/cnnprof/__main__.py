@@ -1,0 +1,3 @@
+from cnnprof.cli.app import main
+
+main()

@@ -1,0 +1,270 @@
+"""``profile()``: model (instance or spec) + inputs → Report. No printing."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from cnnprof import __version__
+from cnnprof.counting import REGISTRY, FormulaRegistry
+from cnnprof.errors import DeviceError, InputSpecError, ModelFailedError, UsageError
+from cnnprof.inputs import (
+    FLOAT_DTYPES,
+    InputSpec,
+    make_tensors,
+    parse_dtype,
+    parse_input_spec,
+    torch_dtype,
+    with_dtype,
+)
+from cnnprof.report import ModelInfo, Report, TensorInfo
+from cnnprof.trace.build import freeze, model_totals
+from cnnprof.trace.engine import TraceRun, meta_stand_ins, needs_real_values, run_observed
+from cnnprof.zoo import ZooEntry, resolve
+
+InputLike = str | InputSpec | Sequence[int] | torch.Tensor
+
+
+def check_device(device: str) -> str:
+    """Validate a device string; ``cuda`` without a GPU is a usage error, not a crash."""
+    text = device.strip().lower()
+    if text in ("meta", "cpu"):
+        return text
+    if text == "gpu":
+        text = "cuda"
+    if text.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"--device {device}: no CUDA GPU is available here",
+                hint="counting needs no GPU: use --device meta (default) or cpu",
+            )
+        try:
+            index = torch.device(text).index
+        except RuntimeError:
+            raise DeviceError(f"unknown device {device!r}") from None
+        if index is not None and index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here"
+            )
+        return text
+    raise DeviceError(f"unknown device {device!r}", hint="use meta, cpu or cuda[:N]")
+
+
+def _specs(inputs: Any, entry: ZooEntry | None) -> tuple[list[InputSpec], list[torch.Tensor] | None]:
+    """Input specs, and the user's own tensors when they passed tensors."""
+    if inputs is None or (isinstance(inputs, (list, tuple)) and len(inputs) == 0):
+        if entry is not None and entry.default_inputs:
+            return list(entry.default_inputs), None
+        raise InputSpecError(
+            "no input shape given and the model has no default",
+            hint="pass --input, e.g. --input 3x224x224",
+        )
+    if isinstance(inputs, (str, InputSpec, torch.Tensor)):
+        inputs = [inputs]
+    elif isinstance(inputs, (tuple, list)) and inputs and all(isinstance(d, int) for d in inputs):
+        inputs = [tuple(inputs)]
+    specs: list[InputSpec] = []
+    tensors: list[torch.Tensor] = []
+    for item in inputs:
+        if isinstance(item, torch.Tensor):
+            tensors.append(item)
+            specs.append(InputSpec(tuple(item.shape[1:]), str(item.dtype).removeprefix("torch.")))
+        elif isinstance(item, InputSpec):
+            specs.append(item)
+        elif isinstance(item, str):
+            specs.append(parse_input_spec(item))
+        elif isinstance(item, (tuple, list)) and all(isinstance(d, int) for d in item):
+            if any(d <= 0 for d in item):
+                raise InputSpecError(f"input shape {tuple(item)} has a non-positive dimension")
+            specs.append(InputSpec(tuple(item)))
+        else:
+            raise InputSpecError(f"cannot make an input from {type(item).__name__}")
+    if tensors and len(tensors) != len(specs):
+        raise InputSpecError("pass either tensors or shapes as inputs, not both")
+    return specs, (tensors or None)
+
+
+def profile(
+    model: torch.nn.Module | str,
+    inputs: InputLike | Sequence[InputLike] | None = None,
+    *,
+    batch: int = 1,
+    dtype: str | None = None,
+    device: str = "meta",
+    mode: str = "eval",
+    model_args: dict[str, Any] | None = None,
+    registry: FormulaRegistry = REGISTRY,
+    command: str | None = None,
+) -> Report:
+    """Profile ``model`` (an ``nn.Module`` or a zoo spec such as ``"alexnet"``).
+
+    ``inputs``: per-sample shapes (``"3x224x224"``, ``(3, 224, 224)``, ``"16:int64"``) with
+    ``batch`` prepended, or ready tensors (used as they are). Counting runs on the meta
+    device by default: no arithmetic, no memory; the user's instance is never modified.
+    Raises ``ModelFailedError`` (carrying the partial report) when the forward raises.
+    """
+    if mode not in ("eval", "train"):
+        raise UsageError(f"--mode must be eval or train, got {mode!r}")
+    if batch <= 0:
+        raise InputSpecError(f"--batch must be a positive integer, got {batch}")
+    device = check_device(device)
+    float_dtype = parse_dtype(dtype) if dtype else None
+    entry: ZooEntry | None = None
+    if isinstance(model, str):
+        entry = resolve(model, model_args)
+        info = ModelInfo(model, "", entry.source)
+    elif isinstance(model, torch.nn.Module):
+        if model_args:
+            raise UsageError("model_args apply to model specs, not instances")
+        info = ModelInfo(type(model).__name__, type(model).__name__, "instance")
+    else:
+        raise UsageError(f"cannot profile a {type(model).__name__}: pass an nn.Module or a spec")
+    specs, given = _specs(inputs, entry)
+    if float_dtype is not None and float_dtype not in FLOAT_DTYPES:
+        raise InputSpecError(f"--dtype must be a floating type, got {float_dtype}")
+    specs = with_dtype(specs, float_dtype)
+
+    notes: list[str] = []
+    run, instance, used_device = _count(
+        entry, model if isinstance(model, torch.nn.Module) else None,
+        specs, given, batch, float_dtype, device, mode, registry, notes,
+    )
+    if run.printed:
+        notes.append("the model printed during forward: " + _clip(run.printed))
+    records, total_cost, unsupported = freeze(run.modules.root)
+    if unsupported:
+        notes.append(
+            f"{sum(unsupported.values())} call(s) of {len(unsupported)} op(s) have no formula; "
+            "their MACs/FLOPs are not counted (see unsupported_ops)"
+        )
+    uncalled = [r.name for r in records if r.calls == 0]
+    if uncalled:
+        notes.append(f"{len(uncalled)} module(s) never ran in forward: {', '.join(uncalled[:5])}"
+                     + (" ..." if len(uncalled) > 5 else ""))
+    if entry is not None and entry.extra.get("printed_on_import"):
+        notes.append("the model file printed on import: " + _clip(entry.extra["printed_on_import"]))
+    info = ModelInfo(info.spec, type(instance).__name__, info.source)
+    report = Report(
+        model=info,
+        inputs=tuple(TensorInfo((batch, *s.shape) if given is None else tuple(t.shape), s.dtype)
+                     for s, t in zip(specs, given or [None] * len(specs))),
+        device=used_device,
+        totals=model_totals(instance, total_cost),
+        layers=tuple(records),
+        unsupported_ops=unsupported,
+        notes=tuple(notes),
+        mode=mode,
+        meta={"cnnprof": __version__, "torch": torch.__version__,
+              **({"command": command} if command else {})},
+    )
+    if run.error is not None:
+        error = _describe_failure(run)
+        report = report.with_updates(error=error)
+        raise ModelFailedError(error["message"], hint=error.get("hint"), report=report)
+    return report
+
+
+def _clip(text: str, limit: int = 500) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def _describe_failure(run: TraceRun) -> dict[str, Any]:
+    exc = run.error
+    assert exc is not None
+    failed = run.modules.failed_node
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    where: dict[str, Any] = {}
+    if failed is not None and failed.children and run.modules.last_finished is not None:
+        # the failing op ran in the parent's own forward, after its last finished child
+        last = run.modules.last_finished
+        where = {"module": failed.name, "type": failed.type, "after": last.name,
+                 "input_shapes": [list(s) for s in failed.input_shapes]}
+        text = (f"forward failed in `forward` of {failed.name or failed.type} "
+                f"({failed.type}), after layer {last.name or last.type}: {line}")
+    elif failed is not None:
+        where = {"module": failed.name, "type": failed.type,
+                 "input_shapes": [list(s) for s in failed.input_shapes]}
+        shapes = ", ".join("x".join(map(str, s)) for s in failed.input_shapes)
+        text = f"forward failed in {failed.name or '(root)'} ({failed.type}) on input {shapes}: {line}"
+    else:
+        text = f"forward failed: {line}"
+    return {
+        "message": text,
+        "exception": type(exc).__name__,
+        "detail": line,
+        **where,
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    }
+
+
+def _count(
+    entry: ZooEntry | None,
+    instance: torch.nn.Module | None,
+    specs: list[InputSpec],
+    given: list[torch.Tensor] | None,
+    batch: int,
+    float_dtype: str | None,
+    device: str,
+    mode: str,
+    registry: FormulaRegistry,
+    notes: list[str],
+) -> tuple[TraceRun, torch.nn.Module, str]:
+    train = mode == "train"
+    cast = torch_dtype(float_dtype) if float_dtype else None
+
+    def tensors_on(dev: str) -> list[torch.Tensor]:
+        if given is not None:
+            return [t.detach().to("meta") if dev == "meta" else t.to(dev) for t in given]
+        return make_tensors(specs, batch, dev)
+
+    def attempt(dev: str) -> tuple[TraceRun, torch.nn.Module, str]:
+        if entry is not None:
+            model, build_notes = entry.build(dev)
+            actual = _model_device(model) or dev
+            if cast is not None:
+                model = model.to(cast)
+            notes.extend(build_notes)
+            args, kwargs = entry.arguments(tensors_on(actual))
+            return run_observed(model, lambda: model(*args, **kwargs), train=train,
+                                registry=registry), model, actual
+        assert instance is not None
+        model = instance
+        args = tuple(tensors_on(dev))
+        current = _model_device(model)
+        if current == dev and cast is None:
+            return run_observed(model, lambda: model(*args), train=train,
+                                registry=registry), model, dev
+        stand_ins = meta_stand_ins(model, dev)
+        if cast is not None:
+            stand_ins = {k: v.to(cast) if v.is_floating_point() else v for k, v in stand_ins.items()}
+
+        def call() -> Any:
+            return torch.func.functional_call(model, stand_ins, args, strict=False,
+                                              tie_weights=True)
+
+        return run_observed(model, call, train=train, registry=registry), model, dev
+
+    run, model, used = attempt(device)
+    if run.error is not None and used == "meta" and needs_real_values(run.error):
+        reason = (str(run.error).strip().splitlines() or [type(run.error).__name__])[0]
+        notes.append(f"the forward needs real values on the meta device ({_clip(reason, 160)}); "
+                     "counted on the CPU instead")
+        run, model, used = attempt("cpu")
+    return run, model, used
+
+
+def _model_device(model: torch.nn.Module) -> str | None:
+    for tensor in model.parameters():
+        return tensor.device.type if tensor.device.type != "cuda" else str(tensor.device)
+    for tensor in model.buffers():
+        return tensor.device.type
+    return None
+
+
+def print_exception_chain(exc: BaseException) -> None:  # pragma: no cover - debug aid
+    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)

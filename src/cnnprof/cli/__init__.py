@@ -1,0 +1,1 @@
+"""The command line: thin commands over the library; exit codes decided in app.main."""

@@ -1,0 +1,67 @@
+"""One exception tree. Each error knows its exit code and renders as one line.
+
+Exit codes (documented in docs/exit-codes.md and decided only here):
+  0  success
+  1  the model failed (forward raised) or a budget was exceeded
+  2  usage error: bad spec, bad input, missing file, unknown option value
+  130 interrupted (Ctrl-C)
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class CnnprofError(Exception):
+    """Base class: a problem cnnprof explains to the user in one line."""
+
+    exit_code: int = EXIT_USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+
+class UsageError(CnnprofError):
+    """The command line or arguments are wrong."""
+
+
+class InputSpecError(UsageError):
+    """An --input / --batch / --dtype value cannot be parsed."""
+
+
+class UnknownModelError(UsageError):
+    """A model spec names nothing the zoo can build."""
+
+
+class ModelLoadError(UsageError):
+    """A model file or module exists but cannot be loaded or constructed."""
+
+
+class DeviceError(UsageError):
+    """The requested device is not available."""
+
+
+class BudgetFileError(UsageError):
+    """A budget file is malformed."""
+
+
+class ModelFailedError(CnnprofError):
+    """The model's forward raised. Carries the partial report when one exists."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str, *, hint: str | None = None, report: object = None) -> None:
+        super().__init__(message, hint=hint)
+        self.report = report
+
+
+class BudgetExceededError(CnnprofError):
+    exit_code = EXIT_FAILURE

@@ -1,0 +1,1 @@
+"""Renderers: the only place numbers are formatted. They read finished reports."""

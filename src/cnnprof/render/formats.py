@@ -1,0 +1,70 @@
+"""Output formats by name and by file suffix; each turns a report into text (or bytes)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cnnprof.errors import UsageError
+from cnnprof.report import Report
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    depth: int | None = None
+    columns: str | None = None
+    width: int | None = None
+
+
+Renderer = Callable[[Report, RenderOptions], str]
+
+
+def _json(report: Report, options: RenderOptions) -> str:
+    return report.to_json() + "\n"
+
+
+def _table(report: Report, options: RenderOptions) -> str:
+    import io
+
+    from rich.console import Console
+
+    from cnnprof.render.table import print_table
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=options.width or 160, no_color=True,
+                      force_terminal=False, highlight=False)
+    print_table(report, console, depth=options.depth, columns=options.columns)
+    return buffer.getvalue()
+
+
+FORMATS: dict[str, Renderer] = {"json": _json, "table": _table, "txt": _table}
+SUFFIXES: dict[str, str] = {".json": "json", ".txt": "table"}
+
+
+def register_format(name: str, renderer: Renderer, *suffixes: str) -> None:
+    FORMATS[name] = renderer
+    for suffix in suffixes:
+        SUFFIXES[suffix] = name
+
+
+def format_for(fmt: str | None, output: Path | None) -> str:
+    """Explicit --format wins; else the --output suffix; else the table."""
+    if fmt:
+        name = fmt.lower()
+        if name not in FORMATS:
+            raise UsageError(f"unknown --format {fmt!r}", hint=f"known: {', '.join(sorted(FORMATS))}")
+        return name
+    if output is not None:
+        suffix = output.suffix.lower()
+        if suffix not in SUFFIXES:
+            raise UsageError(
+                f"cannot tell the format of {output.name!r} from its suffix",
+                hint=f"use one of {', '.join(sorted(SUFFIXES))} or pass --format",
+            )
+        return SUFFIXES[suffix]
+    return "table"
+
+
+def render(report: Report, fmt: str, options: RenderOptions) -> str:
+    return FORMATS[fmt](report, options)

@@ -1,0 +1,79 @@
+"""The Rich per-layer table: tree-indented names, folded at --depth, totals footer."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from cnnprof.render import units
+from cnnprof.render.columns import Column, resolve_columns
+from cnnprof.report import Report
+
+
+def visible_layers(report: Report, depth: int | None) -> list[int]:
+    """Indices of rows to show: the root's descendants down to ``depth`` (folded rows keep
+    their inclusive totals, so the visible leaves still add up)."""
+    rows = []
+    for index, layer in enumerate(report.layers):
+        if layer.depth == 0 and len(report.layers) > 1:
+            continue  # the root is the totals footer
+        if depth is not None and layer.depth > depth:
+            continue
+        rows.append(index)
+    return rows
+
+
+def build_table(report: Report, *, depth: int | None = None, columns: str | None = None) -> Table:
+    cols: list[Column] = resolve_columns(columns)
+    title = f"{report.model.spec} ({report.model.class_name})"
+    inputs = ", ".join(units.shape(i.shape) + ("" if i.dtype == "float32" else f":{i.dtype}")
+                       for i in report.inputs)
+    table = Table(
+        title=title,
+        caption=f"input {inputs} · counted on {report.device} · {report.mode}",
+        box=box.SIMPLE_HEAD,
+        show_footer=True,
+        header_style="bold",
+        footer_style="bold",
+    )
+    table.add_column("Layer", footer="Total", no_wrap=True, overflow="ellipsis")
+    for col in cols:
+        table.add_column(col.header, footer=col.total(report), justify=col.justify,  # type: ignore[arg-type]
+                         overflow="fold")
+    for index in visible_layers(report, depth):
+        layer = report.layers[index]
+        indent = "  " * max(0, layer.depth - 1)
+        label = layer.name.rsplit(".", 1)[-1] if layer.depth > 1 else layer.name
+        folded = depth is not None and layer.depth == depth and not layer.is_leaf
+        name = Text(indent + label + (" …" if folded else ""),
+                    style="dim" if layer.calls == 0 else "")
+        table.add_row(name, *(col.cell(layer) for col in cols))
+    return table
+
+
+def footnotes(report: Report) -> list[str]:
+    out = []
+    if report.unsupported_ops:
+        ops = ", ".join(f"{name} ×{n}" for name, n in sorted(report.unsupported_ops.items()))
+        out.append(f"Unsupported ops (no formula; MACs/FLOPs not counted): {ops}")
+    t = report.totals
+    out.append(
+        f"Params {units.count(t.params)} ({t.params:,}; trainable {t.trainable_params:,}, "
+        f"frozen {t.frozen_params:,}) · {units.nbytes(t.param_bytes)} · "
+        f"MACs {units.count(t.macs)} · FLOPs {units.count(t.flops)}"
+    )
+    out.extend(f"Note: {note}" for note in report.notes)
+    return out
+
+
+def render(report: Report, *, depth: int | None = None, columns: str | None = None) -> RenderableType:
+    parts: list[RenderableType] = [build_table(report, depth=depth, columns=columns)]
+    parts.extend(Text(line) for line in footnotes(report))
+    return Group(*parts)
+
+
+def print_table(report: Report, console: Console, *, depth: int | None = None,
+                columns: str | None = None) -> None:
+    console.print(render(report, depth=depth, columns=columns))

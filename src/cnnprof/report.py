@@ -1,0 +1,320 @@
+"""The report: plain frozen dataclasses and their JSON form (``cnnprof.report/1``).
+
+Nothing here formats numbers or prints; renderers do that. Counts are ints in base units
+(elements, multiply-accumulates, FLOPs, bytes); times are float seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "cnnprof.report/1"
+
+#: Cost fields counted per op and rolled up per layer.
+COST_FIELDS: tuple[str, ...] = ("macs", "flops", "activation_bytes", "read_bytes", "write_bytes")
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a piece of computation costs. Adds like a vector."""
+
+    macs: int = 0
+    flops: int = 0
+    activation_bytes: int = 0
+    read_bytes: int = 0
+    write_bytes: int = 0
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(
+            self.macs + other.macs,
+            self.flops + other.flops,
+            self.activation_bytes + other.activation_bytes,
+            self.read_bytes + other.read_bytes,
+            self.write_bytes + other.write_bytes,
+        )
+
+    def scaled(self, factor: int) -> Cost:
+        return Cost(*(factor * getattr(self, f) for f in COST_FIELDS))
+
+    def to_dict(self) -> dict[str, int]:
+        return {f: getattr(self, f) for f in COST_FIELDS}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Cost:
+        return cls(**{f: int(data.get(f, 0)) for f in COST_FIELDS})
+
+    @staticmethod
+    def total(costs: Iterable[Cost]) -> Cost:
+        out = Cost()
+        for c in costs:
+            out = out + c
+        return out
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    shape: tuple[int, ...]
+    dtype: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shape": list(self.shape), "dtype": self.dtype}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TensorInfo:
+        return cls(tuple(int(d) for d in data["shape"]), str(data["dtype"]))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    spec: str
+    class_name: str
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"spec": self.spec, "class": self.class_name, "source": self.source}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
+        return cls(str(data["spec"]), str(data["class"]), str(data["source"]))
+
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """One module, in first-call order. Cost fields are inclusive of children.
+
+    ``self_cost`` holds what ran in this module's own ``forward`` outside any child module
+    (a residual ``+``, a ``torch.matmul``): the sum of ``self_cost`` over all layers equals the
+    totals, which is how "leaf rows add up" holds for models with functional ops.
+    """
+
+    name: str
+    type: str
+    depth: int
+    calls: int = 1
+    is_leaf: bool = True
+    input_shapes: tuple[Shape, ...] = ()
+    input_dtypes: tuple[str, ...] = ()
+    output_shapes: tuple[Shape, ...] = ()
+    output_dtypes: tuple[str, ...] = ()
+    params: int = 0
+    own_params: int = 0
+    trainable_params: int = 0
+    buffers: int = 0
+    param_bytes: int = 0
+    macs: int = 0
+    flops: int = 0
+    activation_bytes: int = 0
+    read_bytes: int = 0
+    write_bytes: int = 0
+    self_cost: Cost = field(default_factory=Cost)
+    unsupported_ops: dict[str, int] = field(default_factory=dict)
+    #: Backward-pass cost (``--backward``), inclusive.
+    backward: Cost | None = None
+    #: Timing (``--time``): median_s, p10_s, p90_s, min_s, self_median_s, share, samples_s.
+    time: dict[str, Any] | None = None
+    #: CUDA memory: alloc_delta_bytes, peak_bytes.
+    memory: dict[str, Any] | None = None
+    #: Kernels launched (``--kernels``): list of {name, count, total_s}.
+    kernels: list[dict[str, Any]] | None = None
+    #: Achieved throughput against the device's peak.
+    roofline: dict[str, Any] | None = None
+    #: torchstat's own definitions (``--columns torchstat``).
+    torchstat: dict[str, Any] | None = None
+    #: Module hyper-parameters (kernel_size, stride, groups, bias, in_features ...).
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cost(self) -> Cost:
+        return Cost(*(getattr(self, f) for f in COST_FIELDS))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type,
+            "depth": self.depth,
+            "calls": self.calls,
+            "is_leaf": self.is_leaf,
+            "input_shapes": [list(s) for s in self.input_shapes],
+            "input_dtypes": list(self.input_dtypes),
+            "output_shapes": [list(s) for s in self.output_shapes],
+            "output_dtypes": list(self.output_dtypes),
+            "params": self.params,
+            "own_params": self.own_params,
+            "trainable_params": self.trainable_params,
+            "buffers": self.buffers,
+            "param_bytes": self.param_bytes,
+            **self.cost.to_dict(),
+            "self": self.self_cost.to_dict(),
+            "unsupported_ops": dict(self.unsupported_ops),
+            "attributes": dict(self.attributes),
+        }
+        if self.backward is not None:
+            out["backward"] = self.backward.to_dict()
+        for key in ("time", "memory", "kernels", "roofline", "torchstat"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LayerRecord:
+        def shapes(key: str) -> tuple[Shape, ...]:
+            return tuple(tuple(int(d) for d in s) for s in data.get(key, []))
+
+        return cls(
+            name=str(data["name"]),
+            type=str(data["type"]),
+            depth=int(data["depth"]),
+            calls=int(data.get("calls", 1)),
+            is_leaf=bool(data.get("is_leaf", True)),
+            input_shapes=shapes("input_shapes"),
+            input_dtypes=tuple(data.get("input_dtypes", [])),
+            output_shapes=shapes("output_shapes"),
+            output_dtypes=tuple(data.get("output_dtypes", [])),
+            params=int(data.get("params", 0)),
+            own_params=int(data.get("own_params", 0)),
+            trainable_params=int(data.get("trainable_params", 0)),
+            buffers=int(data.get("buffers", 0)),
+            param_bytes=int(data.get("param_bytes", 0)),
+            **{f: int(data.get(f, 0)) for f in COST_FIELDS},
+            self_cost=Cost.from_dict(data.get("self", {})),
+            unsupported_ops={str(k): int(v) for k, v in data.get("unsupported_ops", {}).items()},
+            backward=Cost.from_dict(data["backward"]) if "backward" in data else None,
+            time=data.get("time"),
+            memory=data.get("memory"),
+            kernels=data.get("kernels"),
+            roofline=data.get("roofline"),
+            torchstat=data.get("torchstat"),
+            attributes=dict(data.get("attributes", {})),
+        )
+
+
+@dataclass(frozen=True)
+class Totals:
+    params: int = 0
+    trainable_params: int = 0
+    frozen_params: int = 0
+    buffers: int = 0
+    param_bytes: int = 0
+    buffer_bytes: int = 0
+    macs: int = 0
+    flops: int = 0
+    activation_bytes: int = 0
+    read_bytes: int = 0
+    write_bytes: int = 0
+    backward: Cost | None = None
+
+    @property
+    def cost(self) -> Cost:
+        return Cost(*(getattr(self, f) for f in COST_FIELDS))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name != "backward"
+        }
+        if self.backward is not None:
+            out["backward"] = self.backward.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Totals:
+        names = [f.name for f in fields(cls) if f.name != "backward"]
+        back = data.get("backward")
+        return cls(
+            **{n: int(data.get(n, 0)) for n in names},
+            backward=Cost.from_dict(back) if back is not None else None,
+        )
+
+
+@dataclass(frozen=True)
+class Report:
+    model: ModelInfo
+    inputs: tuple[TensorInfo, ...]
+    device: str
+    totals: Totals
+    layers: tuple[LayerRecord, ...]
+    unsupported_ops: dict[str, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    mode: str = "eval"
+    #: Whole-model timing (``--time``): device_name, warmup, repeats, end_to_end_median_s, ...
+    timing: dict[str, Any] | None = None
+    #: Set when the forward failed: the partial report plus where and why.
+    error: dict[str, Any] | None = None
+    #: Provenance: cnnprof and torch versions, command line.
+    meta: dict[str, Any] = field(default_factory=dict)
+    schema: str = SCHEMA
+
+    # -- navigation -------------------------------------------------------------------
+    def layer(self, name: str) -> LayerRecord:
+        for rec in self.layers:
+            if rec.name == name:
+                return rec
+        raise KeyError(name)
+
+    def leaves(self) -> Iterator[LayerRecord]:
+        return (r for r in self.layers if r.is_leaf)
+
+    @property
+    def root(self) -> LayerRecord:
+        return self.layers[0]
+
+    def with_updates(self, **changes: Any) -> Report:
+        return replace(self, **changes)
+
+    # -- JSON -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "schema": self.schema,
+            "model": self.model.to_dict(),
+            "inputs": [i.to_dict() for i in self.inputs],
+            "device": self.device,
+            "mode": self.mode,
+            "totals": self.totals.to_dict(),
+            "layers": [layer.to_dict() for layer in self.layers],
+            "unsupported_ops": dict(self.unsupported_ops),
+            "notes": list(self.notes),
+        }
+        if self.timing is not None:
+            out["timing"] = self.timing
+        if self.error is not None:
+            out["error"] = self.error
+        out["meta"] = dict(self.meta)
+        return out
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        schema = str(data.get("schema", ""))
+        if not schema.startswith("cnnprof.report/"):
+            raise ValueError(f"not a cnnprof report (schema {schema!r})")
+        return cls(
+            model=ModelInfo.from_dict(data["model"]),
+            inputs=tuple(TensorInfo.from_dict(i) for i in data.get("inputs", [])),
+            device=str(data.get("device", "meta")),
+            totals=Totals.from_dict(data.get("totals", {})),
+            layers=tuple(LayerRecord.from_dict(r) for r in data.get("layers", [])),
+            unsupported_ops={str(k): int(v) for k, v in data.get("unsupported_ops", {}).items()},
+            notes=tuple(str(n) for n in data.get("notes", [])),
+            mode=str(data.get("mode", "eval")),
+            timing=data.get("timing"),
+            error=data.get("error"),
+            meta=dict(data.get("meta", {})),
+            schema=schema,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Report:
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Report:
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))

@@ -1,0 +1,170 @@
+"""Freeze a finished trace into report records: execution order, roll-ups, parameters."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import torch
+
+from cnnprof.report import Cost, LayerRecord, Totals
+from cnnprof.trace.observers import Node
+
+
+#: Hyper-parameters worth showing, read from modules that have them.
+_ATTRIBUTES = (
+    "in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
+    "output_padding", "padding_mode", "in_features", "out_features", "num_features",
+    "normalized_shape", "num_groups", "eps", "affine", "output_size", "ceil_mode",
+    "count_include_pad", "inplace", "p", "scale_factor", "mode", "size", "embed_dim",
+    "num_heads", "input_size", "hidden_size", "num_layers", "bidirectional", "batch_first",
+    "num_embeddings", "embedding_dim", "dim", "start_dim", "end_dim", "negative_slope",
+    "approximate", "return_indices",
+)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, (tuple, list)) and all(isinstance(v, (bool, int, float, str)) for v in value):
+        return list(value)
+    return None
+
+
+def module_attributes(module: torch.nn.Module) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    names = vars(module)
+    for key in _ATTRIBUTES:
+        if key in names:
+            value = _plain(names[key])
+            if value is not None:
+                out[key] = value
+    if "bias" in module._parameters or "bias" in names:
+        out["bias"] = module._parameters.get("bias") is not None
+    return out
+
+
+def ordered_nodes(root: Node) -> list[Node]:
+    """Pre-order walk with children sorted by first call; modules that never ran keep their
+    place after the sibling declared before them."""
+    out: list[Node] = []
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        keyed: list[tuple[float, int, Node]] = []
+        previous = float(node.order)
+        for index, child in enumerate(node.children):
+            key = float(child.order) if child.calls else previous + 0.5
+            previous = key
+            keyed.append((key, index, child))
+        keyed.sort(key=lambda item: (item[0], item[1]))
+        todo.extend(child for _, _, child in reversed(keyed))
+    return out
+
+
+class _ParamStats:
+    """Own and inclusive parameter statistics per module, shared parameters counted once."""
+
+    def __init__(self, nodes: list[Node]) -> None:
+        self.own: dict[int, tuple[int, int, int, int]] = {}
+        self.inclusive: dict[int, tuple[int, int, int, int]] = {}
+        seen: set[int] = set()
+        own_total = 0
+        for node in nodes:
+            params = [p for p in node.module._parameters.values() if p is not None]
+            buffers = [b for b in node.module._buffers.values() if b is not None]
+            self.own[id(node)] = _stats(params, buffers)
+            own_total += len(params)
+            seen.update(id(p) for p in params)
+        shared = own_total != len(seen)
+        # post-order (reverse pre-order) roll-up
+        sets: dict[int, set[int]] = {}
+        objects: dict[int, torch.Tensor] = {}
+        for node in reversed(nodes):
+            if not shared:
+                acc = list(self.own[id(node)])
+                for child in node.children:
+                    child_stats = self.inclusive[id(child)]
+                    acc = [a + c for a, c in zip(acc, child_stats)]
+                self.inclusive[id(node)] = (acc[0], acc[1], acc[2], acc[3])
+                continue
+            ids = {id(p) for p in node.module._parameters.values() if p is not None}
+            for p in node.module._parameters.values():
+                if p is not None:
+                    objects[id(p)] = p
+            for child in node.children:
+                ids |= sets.pop(id(child))
+            sets[id(node)] = ids
+            params = [objects[i] for i in ids]
+            buffer_elems = self.own[id(node)][2] + sum(
+                self.inclusive[id(c)][2] for c in node.children
+            )
+            numel, trainable, _, nbytes = _stats(params, [])
+            self.inclusive[id(node)] = (numel, trainable, buffer_elems, nbytes)
+
+
+def _stats(params: list[torch.Tensor], buffers: list[torch.Tensor]) -> tuple[int, int, int, int]:
+    numel = sum(p.numel() for p in params)
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    buffer_elems = sum(b.numel() for b in buffers)
+    nbytes = sum(p.numel() * p.element_size() for p in params)
+    return numel, trainable, buffer_elems, nbytes
+
+
+def model_totals(model: torch.nn.Module, cost: Cost) -> Totals:
+    params = list(model.parameters())  # deduplicated: tied weights once
+    buffers = list(model.buffers())
+    numel = sum(p.numel() for p in params)
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    return Totals(
+        params=numel,
+        trainable_params=trainable,
+        frozen_params=numel - trainable,
+        buffers=sum(b.numel() for b in buffers),
+        param_bytes=sum(p.numel() * p.element_size() for p in params),
+        buffer_bytes=sum(b.numel() * b.element_size() for b in buffers),
+        **cost.to_dict(),
+    )
+
+
+def freeze(root: Node) -> tuple[list[LayerRecord], Cost, dict[str, int]]:
+    """Records in execution order, the total cost, and the unsupported ops of the model."""
+    nodes = ordered_nodes(root)
+    stats = _ParamStats(nodes)
+    inclusive: dict[int, Cost] = {}
+    unsupported_total: Counter[str] = Counter()
+    for node in reversed(nodes):
+        own = Cost(node.macs, node.flops, node.act, node.read, node.write)
+        total = own
+        for child in node.children:
+            total = total + inclusive[id(child)]
+        inclusive[id(node)] = total
+        unsupported_total.update(node.unsupported)
+    records = []
+    for node in nodes:
+        own_cost = Cost(node.macs, node.flops, node.act, node.read, node.write)
+        numel, trainable, buffer_elems, nbytes = stats.inclusive[id(node)]
+        records.append(
+            LayerRecord(
+                name=node.name,
+                type=node.type,
+                depth=node.depth,
+                calls=node.calls,
+                is_leaf=not node.children,
+                input_shapes=node.input_shapes,
+                input_dtypes=node.input_dtypes,
+                output_shapes=node.output_shapes,
+                output_dtypes=node.output_dtypes,
+                params=numel,
+                own_params=stats.own[id(node)][0],
+                trainable_params=trainable,
+                buffers=buffer_elems,
+                param_bytes=nbytes,
+                **inclusive[id(node)].to_dict(),
+                self_cost=own_cost,
+                unsupported_ops=dict(node.unsupported),
+                attributes=module_attributes(node.module),
+            )
+        )
+    return records, inclusive[id(root)], dict(unsupported_total)

@@ -1,0 +1,232 @@
+"""The two observers of a trace.
+
+``ModuleObserver`` keeps the stack of running modules with forward pre/post hooks;
+``OpObserver`` (a ``TorchDispatchMode``) costs every aten op and charges it to the module on
+top of that stack; ``FusedFunctionObserver`` (a ``TorchFunctionMode``) costs fused functions
+(attention, recurrent layers) where they are called, so the kernel a backend picks (a fused
+CPU kernel, cuDNN, or the decomposition the meta device runs) cannot change the count.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from typing import Any
+
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from cnnprof.counting import REGISTRY, FormulaRegistry, OpKind
+from cnnprof.counting import formulas as _formulas  # noqa: F401  (registers the built-ins)
+from cnnprof.trace.structure import shapes_and_dtypes, tensor_bytes
+
+
+class Node:
+    """Mutable per-module state while tracing; frozen into a LayerRecord afterwards."""
+
+    __slots__ = (
+        "act", "calls", "children", "depth", "flops", "input_dtypes", "input_shapes", "macs",
+        "module", "name", "order", "output_dtypes", "output_shapes", "parent", "read",
+        "type", "unsupported", "write",
+    )
+
+    def __init__(self, name: str, module: torch.nn.Module, parent: Node | None) -> None:
+        self.name = name
+        self.module = module
+        self.type = type(module).__name__
+        self.parent = parent
+        self.depth = 0 if parent is None else parent.depth + 1
+        self.children: list[Node] = []
+        self.calls = 0
+        self.order = -1
+        self.input_shapes: tuple[tuple[int, ...], ...] = ()
+        self.input_dtypes: tuple[str, ...] = ()
+        self.output_shapes: tuple[tuple[int, ...], ...] = ()
+        self.output_dtypes: tuple[str, ...] = ()
+        # self costs (ops run in this module's own forward, outside child modules)
+        self.macs = 0
+        self.flops = 0
+        self.act = 0
+        self.read = 0
+        self.write = 0
+        self.unsupported: Counter[str] = Counter()
+
+
+class ModuleObserver:
+    """Hooks every module once; tracks the running-module stack and first-call shapes."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.nodes: dict[int, Node] = {}
+        self.root = self._build_tree(model)
+        self.stack: list[Node] = []
+        self._handles: list[Any] = []
+        self._next_order = 0
+        #: innermost module that was running when the forward raised, and the last that ran
+        self.failed_node: Node | None = None
+        self.last_finished: Node | None = None
+
+    def _build_tree(self, model: torch.nn.Module) -> Node:
+        root = Node("", model, None)
+        self.nodes[id(model)] = root
+        # iterative DFS: 10,000-deep chains must not hit the recursion limit
+        todo: list[tuple[Node, torch.nn.Module]] = [(root, model)]
+        while todo:
+            parent, module = todo.pop()
+            kids: list[tuple[Node, torch.nn.Module]] = []
+            for child_name, child in module._modules.items():
+                if child is None or id(child) in self.nodes:
+                    continue  # shared modules appear once, under their first parent
+                name = f"{parent.name}.{child_name}" if parent.name else child_name
+                node = Node(name, child, parent)
+                self.nodes[id(child)] = node
+                parent.children.append(node)
+                kids.append((node, child))
+            todo.extend(reversed(kids))
+        return root
+
+    def attach(self) -> None:
+        for node in self.nodes.values():
+            module = node.module
+            self._handles.append(
+                module.register_forward_pre_hook(self._pre_hook(node), with_kwargs=True)
+            )
+            self._handles.append(module.register_forward_hook(self._post_hook(node), always_call=True))
+
+    def detach(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self.stack.clear()
+
+    def _pre_hook(self, node: Node) -> Any:
+        def hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            node.calls += 1
+            if node.calls == 1:
+                node.order = self._next_order
+                self._next_order += 1
+                node.input_shapes, node.input_dtypes = shapes_and_dtypes((args, kwargs))
+            self.stack.append(node)
+
+        return hook
+
+    def _post_hook(self, node: Node) -> Any:
+        def hook(module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            if self.stack and self.stack[-1] is node:
+                self.stack.pop()
+            if sys.exc_info()[1] is not None:
+                if self.failed_node is None:
+                    self.failed_node = node
+                return
+            if node.calls == 1:
+                node.output_shapes, node.output_dtypes = shapes_and_dtypes(output)
+            self.last_finished = node
+
+        return hook
+
+    @property
+    def current(self) -> Node:
+        return self.stack[-1] if self.stack else self.root
+
+
+class _OpInfo:
+    __slots__ = ("formula", "kind", "mutable", "name")
+
+    def __init__(self, name: str, kind: OpKind, formula: Any, mutable: bool) -> None:
+        self.name = name
+        self.kind = kind
+        self.formula = formula
+        self.mutable = mutable
+
+
+class OpObserver(TorchDispatchMode):
+    """Costs each aten op and charges it to the innermost running module."""
+
+    def __init__(self, modules: ModuleObserver, registry: FormulaRegistry = REGISTRY) -> None:
+        super().__init__()
+        self.modules = modules
+        self.registry = registry
+        self.suppress = 0
+        self._cache: dict[Any, _OpInfo] = {}
+        self._version = registry.version
+
+    def _info(self, func: Any) -> _OpInfo:
+        if self._version != self.registry.version:
+            self._cache.clear()
+            self._version = self.registry.version
+        info = self._cache.get(func)
+        if info is None:
+            name = str(func.overloadpacket) if hasattr(func, "overloadpacket") else str(func)
+            schema = getattr(func, "_schema", None)
+            mutable = bool(schema is not None and schema.is_mutable)
+            info = _OpInfo(name, self.registry.kind(name), self.registry.formula(name), mutable)
+            self._cache[func] = info
+        return info
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if self.suppress:
+            return out
+        info = self._info(func)
+        if info.kind is OpKind.VIEW:
+            return out
+        node = self.modules.current
+        written = tensor_bytes(out) if not isinstance(out, torch.Tensor) else (
+            out.numel() * out.element_size())
+        node.read += tensor_bytes(args)
+        node.write += written
+        if not info.mutable:
+            node.act += written
+        if info.kind is OpKind.COMPUTE:
+            cost = info.formula(args, kwargs, out)
+            node.macs += cost.macs
+            node.flops += cost.flops
+        elif info.kind is OpKind.UNSUPPORTED:
+            node.unsupported[info.name] += 1
+        return out
+
+
+def _fused_functions() -> dict[Any, str]:
+    import torch.nn.functional as F
+
+    table: dict[Any, str] = {F.scaled_dot_product_attention: "function.scaled_dot_product_attention"}
+    for name in ("lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell",
+                 "rnn_tanh_cell", "rnn_relu_cell"):
+        table[getattr(torch, name)] = f"function.{name}"
+    return table
+
+
+class FusedFunctionObserver(TorchFunctionMode):
+    """Costs fused functions once, where they are called, and hides their inner ops."""
+
+    def __init__(self, ops: OpObserver) -> None:
+        super().__init__()
+        self.ops = ops
+        self.table = _fused_functions()
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        name = self.table.get(func)
+        if name is None or self.ops.suppress:
+            return func(*args, **kwargs)
+        self.ops.suppress += 1
+        try:
+            out = func(*args, **kwargs)
+        finally:
+            self.ops.suppress -= 1
+        formula = self.ops.registry.formula(name)
+        node = self.ops.modules.current
+        written = tensor_bytes(out)
+        node.read += tensor_bytes(args) + tensor_bytes(tuple(kwargs.values()))
+        node.write += written
+        node.act += written
+        if formula is None:
+            node.unsupported[name] += 1
+        else:
+            cost = formula(args, kwargs, out)
+            node.macs += cost.macs
+            node.flops += cost.flops
+        return out

@@ -1,0 +1,138 @@
+"""Every torchvision builder, configured as its DEFAULT weights' builder configures it.
+
+Built with ``weights=None`` (and ``weights_backbone=None``), so nothing is ever downloaded,
+but with the constructor arguments the weights would force: the number of classes, aux
+heads, input transforms and image sizes. A bare ``get_model(name)`` gets those wrong
+(googlenet with aux logits, vit_h_14 at 224 instead of the weights' 518).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any
+
+import torch
+
+from cnnprof.inputs import InputSpec
+from cnnprof.zoo.base import ZooEntry
+
+#: Constructor arguments the DEFAULT weights' builders set beyond num_classes/image_size.
+_DEPLOY_KWARGS: dict[str, dict[str, Any]] = {
+    "googlenet": {"aux_logits": False, "transform_input": True, "init_weights": False},
+    "quantized_googlenet": {"aux_logits": False, "transform_input": True, "init_weights": False},
+    "inception_v3": {"aux_logits": True, "transform_input": True, "init_weights": False},
+    "quantized_inception_v3": {"aux_logits": False, "transform_input": True,
+                               "init_weights": False},
+}
+
+_TASK_MODULES = {
+    "detection": "torchvision.models.detection",
+    "segmentation": "torchvision.models.segmentation",
+    "video": "torchvision.models.video",
+    "optical_flow": "torchvision.models.optical_flow",
+    "quantization": "torchvision.models.quantization",
+}
+
+
+@functools.cache
+def _tasks() -> dict[str, str]:
+    import importlib
+
+    import torchvision
+
+    tasks: dict[str, str] = {}
+    for task, module_name in _TASK_MODULES.items():
+        module = importlib.import_module(module_name)
+        for name in torchvision.models.list_models(module=module):
+            tasks[name] = task
+    for name in torchvision.models.list_models():
+        tasks.setdefault(name, "classification")
+    return tasks
+
+
+def names() -> list[str]:
+    return sorted(_tasks())
+
+
+def _crop(weights: Any, fallback: int) -> tuple[int, int]:
+    keywords = getattr(weights.transforms, "keywords", {}) if weights is not None else {}
+    crop = keywords.get("crop_size") or keywords.get("resize_size") or [fallback]
+    if isinstance(crop, int):
+        crop = [crop]
+    crop = list(crop)
+    return int(crop[0]), int(crop[-1])
+
+
+def _default_inputs(task: str, weights: Any) -> tuple[tuple[InputSpec, ...], str]:
+    if task == "detection":
+        return (InputSpec((3, 800, 800)),), "image_list"
+    if task == "optical_flow":
+        frame = InputSpec((3, 368, 496))  # RAFT needs H and W divisible by 8
+        return (frame, frame), "tensors"
+    if task == "video":
+        h, w = _crop(weights, 112)
+        return (InputSpec((3, 16, h, w)),), "tensors"
+    if task == "segmentation":
+        size = 520
+        if weights is not None:
+            size = int(getattr(weights.transforms, "keywords", {}).get("resize_size", 520))
+        return (InputSpec((3, size, size)),), "tensors"
+    h, w = _crop(weights, 224)
+    return (InputSpec((3, h, w)),), "tensors"
+
+
+def deploy_kwargs(name: str, weights: Any, builder: Any) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"weights": None}
+    params = inspect.signature(builder).parameters
+    if "weights_backbone" in params:
+        kwargs["weights_backbone"] = None
+    if "quantize" in params:
+        kwargs["quantize"] = True
+    if weights is not None:
+        categories = weights.meta.get("categories")
+        if categories:
+            kwargs["num_classes"] = len(categories)
+        min_size = weights.meta.get("min_size")
+        if name.startswith("vit_") and min_size and min_size[0] != 224:
+            kwargs["image_size"] = int(min_size[0])
+    kwargs.update(_DEPLOY_KWARGS.get(name, {}))
+    return kwargs
+
+
+def default_weights(name: str) -> Any:
+    import torchvision
+
+    try:
+        return torchvision.models.get_model_weights(name).DEFAULT
+    except (ValueError, AttributeError, KeyError):
+        return None
+
+
+def entry(name: str) -> ZooEntry:
+    import torchvision
+
+    task = _tasks()[name]
+    builder = torchvision.models.get_model_builder(name)
+    weights = default_weights(name)
+    kwargs = deploy_kwargs(name, weights, builder)
+    inputs, form = _default_inputs(task, weights)
+
+    def factory() -> torch.nn.Module:
+        model: torch.nn.Module = builder(**kwargs)
+        return model
+
+    description = f"torchvision {task}"
+    if weights is not None:
+        description += f", configured as {type(weights).__name__}.{weights.name}"
+    return ZooEntry(
+        name=name,
+        source="torchvision",
+        factory=factory,
+        default_inputs=inputs,
+        input_form=form,
+        description=description,
+        meta_ok=task != "quantization",
+        task=task,
+        extra={"weights": f"{type(weights).__name__}.{weights.name}" if weights else None},
+    )
