@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,6 +25,9 @@ from cnnprof.inputs import (
 from cnnprof.report import ModelInfo, Report, TensorInfo
 from cnnprof.trace.build import freeze, model_totals
 from cnnprof.trace.engine import TraceRun, meta_stand_ins, needs_real_values, run_observed
+from cnnprof.weights import apply as apply_weights
+from cnnprof.weights import load_state_dict
+from cnnprof.weights import stand_ins as weight_stand_ins
 from cnnprof.zoo import ZooEntry, resolve
 
 InputLike = str | InputSpec | Sequence[int] | torch.Tensor
@@ -99,6 +103,7 @@ def profile(
     model_args: dict[str, Any] | None = None,
     registry: FormulaRegistry = REGISTRY,
     command: str | None = None,
+    weights: str | Path | None = None,
 ) -> Report:
     """Profile ``model`` (an ``nn.Module`` or a zoo spec such as ``"alexnet"``).
 
@@ -106,6 +111,8 @@ def profile(
     ``batch`` prepended, or ready tensors (used as they are). Counting runs on the meta
     device by default: no arithmetic, no memory; the user's instance is never modified.
     Raises ``ModelFailedError`` (carrying the partial report) when the forward raises.
+    ``weights``: a state-dict file (loaded with ``weights_only=True``), checked against the
+    model on meta and loaded on a real device.
     """
     if mode not in ("eval", "train"):
         raise UsageError(f"--mode must be eval or train, got {mode!r}")
@@ -129,10 +136,16 @@ def profile(
     specs = with_dtype(specs, float_dtype)
 
     notes: list[str] = []
+    state = load_state_dict(weights) if weights is not None else None
     run, instance, used_device = _count(
         entry, model if isinstance(model, torch.nn.Module) else None,
         specs, given, batch, float_dtype, device, mode, registry, notes,
+        weights=(state, str(weights)) if state is not None else None,
     )
+    if state is not None:
+        notes.append(f"weights {weights}: {len(state)} tensors match the model"
+                     + (" (checked only: values do not matter on meta)"
+                        if used_device == "meta" else " (loaded)"))
     if run.printed:
         notes.append("the model printed during forward: " + _clip(run.printed))
     records, total_cost, unsupported = freeze(run.modules.root)
@@ -141,7 +154,11 @@ def profile(
             f"{sum(unsupported.values())} call(s) of {len(unsupported)} op(s) have no formula; "
             "their MACs/FLOPs are not counted (see unsupported_ops)"
         )
-    uncalled = [r.name for r in records if r.calls == 0]
+    ran = {r.name for r in records if r.calls}
+    # containers (ModuleList/ModuleDict) are iterated, never called, and parameter-free
+    # helpers (FloatFunctional) are used through methods: only unrun weights are worth a note
+    uncalled = [r.name for r in records if r.calls == 0 and r.params
+                and not any(n.startswith(r.name + ".") for n in ran)]
     if uncalled:
         notes.append(f"{len(uncalled)} module(s) never ran in forward: {', '.join(uncalled[:5])}"
                      + (" ..." if len(uncalled) > 5 else ""))
@@ -162,7 +179,8 @@ def profile(
               **({"command": command} if command else {})},
     )
     if run.error is not None:
-        error = _describe_failure(run)
+        error = _describe_failure(run, instance, entry, specs if given is None else [],
+                                  batch, mode, info.spec if entry is not None else None)
         report = report.with_updates(error=error)
         raise ModelFailedError(error["message"], hint=error.get("hint"), report=report)
     return report
@@ -173,33 +191,38 @@ def _clip(text: str, limit: int = 500) -> str:
     return text if len(text) <= limit else text[:limit] + " ..."
 
 
-def _describe_failure(run: TraceRun) -> dict[str, Any]:
-    exc = run.error
-    assert exc is not None
-    failed = run.modules.failed_node
-    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    where: dict[str, Any] = {}
-    if failed is not None and failed.children and run.modules.last_finished is not None:
-        # the failing op ran in the parent's own forward, after its last finished child
-        last = run.modules.last_finished
-        where = {"module": failed.name, "type": failed.type, "after": last.name,
-                 "input_shapes": [list(s) for s in failed.input_shapes]}
-        text = (f"forward failed in `forward` of {failed.name or failed.type} "
-                f"({failed.type}), after layer {last.name or last.type}: {line}")
-    elif failed is not None:
-        where = {"module": failed.name, "type": failed.type,
-                 "input_shapes": [list(s) for s in failed.input_shapes]}
-        shapes = ", ".join("x".join(map(str, s)) for s in failed.input_shapes)
-        text = f"forward failed in {failed.name or '(root)'} ({failed.type}) on input {shapes}: {line}"
-    else:
-        text = f"forward failed: {line}"
-    return {
-        "message": text,
-        "exception": type(exc).__name__,
-        "detail": line,
-        **where,
-        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-    }
+def _describe_failure(
+    run: TraceRun,
+    model: torch.nn.Module,
+    entry: ZooEntry | None,
+    specs: list[InputSpec],
+    batch: int,
+    mode: str,
+    spec: str | None,
+) -> dict[str, Any]:
+    """The report's ``error``: where and why (cnnprof.failure), and a hint with the nearest
+    input that runs, searched on the meta device within a few seconds."""
+    from cnnprof import failure
+    from cnnprof.inspect_inputs import Prober, suggest
+
+    def hint(detail: str) -> tuple[str, dict[str, Any]] | None:
+        if not specs or needs_real_values(run.error or Exception()):
+            return None
+        arguments = entry.arguments if entry is not None else None
+        with Prober(model, batch=batch, train=mode == "train", arguments=arguments) as prober:
+            found = suggest(prober, specs, detail)
+        if found is None:
+            return None
+        flags = " ".join(f"--input {s}" for s in found.specs)
+        outputs = ", ".join(failure.shape_text(s) for s in found.output_shapes)
+        text = f"it runs with {flags} (output {outputs})"
+        if spec is not None:
+            text += f"; all sizes that run: cnnprof inputs {spec} --input {specs[0]}"
+        return text, {"inputs": [str(s) for s in found.specs],
+                      "output_shapes": [list(s) for s in found.output_shapes],
+                      "change": found.change}
+
+    return failure.describe(run, hint)
 
 
 def _count(
@@ -213,6 +236,7 @@ def _count(
     mode: str,
     registry: FormulaRegistry,
     notes: list[str],
+    weights: tuple[dict[str, torch.Tensor], str] | None = None,
 ) -> tuple[TraceRun, torch.nn.Module, str]:
     train = mode == "train"
     cast = torch_dtype(float_dtype) if float_dtype else None
@@ -229,6 +253,8 @@ def _count(
             if cast is not None:
                 model = model.to(cast)
             notes.extend(build_notes)
+            if weights is not None:
+                apply_weights(model, *weights)
             args, kwargs = entry.arguments(tensors_on(actual))
             return run_observed(model, lambda: model(*args, **kwargs), train=train,
                                 registry=registry), model, actual
@@ -236,10 +262,12 @@ def _count(
         model = instance
         args = tuple(tensors_on(dev))
         current = _model_device(model)
-        if current == dev and cast is None:
+        if current == dev and cast is None and weights is None:
             return run_observed(model, lambda: model(*args), train=train,
                                 registry=registry), model, dev
         stand_ins = meta_stand_ins(model, dev)
+        if weights is not None:
+            stand_ins.update(weight_stand_ins(model, *weights, dev))
         if cast is not None:
             stand_ins = {k: v.to(cast) if v.is_floating_point() else v for k, v in stand_ins.items()}
 
@@ -250,12 +278,28 @@ def _count(
         return run_observed(model, call, train=train, registry=registry), model, dev
 
     run, model, used = attempt(device)
-    if run.error is not None and used == "meta" and needs_real_values(run.error):
+    if run.error is not None and used == "meta" and _may_retry_on_cpu(run.error, model):
         reason = (str(run.error).strip().splitlines() or [type(run.error).__name__])[0]
-        notes.append(f"the forward needs real values on the meta device ({_clip(reason, 160)}); "
-                     "counted on the CPU instead")
-        run, model, used = attempt("cpu")
+        retry, retry_model, retry_used = attempt("cpu")
+        if retry.error is None:
+            notes.append(f"the forward needs real values (on the meta device: {_clip(reason, 160)});"
+                         " counted on the CPU instead")
+            return retry, retry_model, retry_used
+        if needs_real_values(run.error):
+            return retry, retry_model, retry_used  # the real error, not the meta artefact
     return run, model, used
+
+
+#: Models whose parameters exceed this are not materialised on the CPU to retry a failed
+#: meta-device forward, unless the failure says it needs tensor values.
+CPU_RETRY_LIMIT_BYTES = 2 * 1024**3
+
+
+def _may_retry_on_cpu(error: BaseException, model: torch.nn.Module) -> bool:
+    if needs_real_values(error):
+        return True
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    return size <= CPU_RETRY_LIMIT_BYTES
 
 
 def _model_device(model: torch.nn.Module) -> str | None:

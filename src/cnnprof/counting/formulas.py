@@ -387,15 +387,28 @@ _register_family(per_output_element(31), "upsample_bicubic2d _upsample_bicubic2d
 def _sort(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
     # comparison sort: n·⌈log2 n⌉ compares along the sorted dimension, per slice
     x = args[0]
-    dim = args[1] if len(args) > 1 and isinstance(args[1], int) else kwargs.get("dim", -1)
+    # sort(self, dim), topk(self, k, dim), kthvalue(self, k, dim): dim after k for the latter
+    dim_index = 2 if func_takes_k(kwargs) else 1
+    dim = args[dim_index] if len(args) > dim_index and isinstance(args[dim_index], int) else (
+        kwargs.get("dim", -1))
     if x.dim() == 0:
         return OpCost(0, 0)
     n = int(x.shape[dim if isinstance(dim, int) else -1])
     return OpCost(0, numel(x) * max(1, math.ceil(math.log2(max(n, 2)))))
 
 
-for _name in ("sort", "argsort", "topk", "kthvalue", "median", "msort"):
+def func_takes_k(kwargs: dict[str, Any]) -> bool:
+    return bool(kwargs.get("_takes_k"))
+
+
+def _sort_k(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    return _sort(args, {**kwargs, "_takes_k": True}, out)
+
+
+for _name in ("sort", "argsort", "median", "msort"):
     REGISTRY.add(f"aten.{_name}", _sort)
+for _name in ("topk", "kthvalue"):
+    REGISTRY.add(f"aten.{_name}", _sort_k)
 
 # Dropout in training: one multiply per element by the scaled mask.
 _register_family(per_output_element(1), "native_dropout")

@@ -52,14 +52,203 @@ COLUMNS: dict[str, Column] = {
                           lambda rep: units.nbytes(rep.totals.write_bytes)),
 }
 
+# -- timing columns (``--time``): empty cells ("—") for layers that were not timed ---------
+def _timed(key: str, fmt: Callable[[float], str]) -> Callable[[LayerRecord], str]:
+    def cell(r: LayerRecord) -> str:
+        value = (r.time or {}).get(key)
+        return "—" if value is None else fmt(value)
+
+    return cell
+
+
+def _from(attr: str, key: str, fmt: Callable[[float], str]) -> Callable[[LayerRecord], str]:
+    def cell(r: LayerRecord) -> str:
+        value = (getattr(r, attr) or {}).get(key)
+        return "—" if value is None else fmt(value)
+
+    return cell
+
+
+def _spread(r: LayerRecord) -> str:
+    t = r.time or {}
+    if t.get("p10_s") is None:
+        return "—"
+    return f"{units.seconds(t['p10_s'])}–{units.seconds(t['p90_s'])}"
+
+
+def short_kernel_name(name: str, limit: int = 36) -> str:
+    """``void at::native::vectorized_elementwise_kernel<4, ...>(...)`` → the readable head."""
+    text = name.removeprefix("void ").split("<", 1)[0].split("(", 1)[0]
+    text = text.rsplit("::", 1)[-1] or text
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+#: kernels shown per layer in the table (all of them are in the JSON)
+TABLE_TOP_KERNELS = 2
+
+
+def _kernels(r: LayerRecord) -> str:
+    if not r.kernels:
+        return "—"
+    shown = [f"{short_kernel_name(k['name'])}×{k['count']}" for k in r.kernels[:TABLE_TOP_KERNELS]]
+    more = len(r.kernels) - TABLE_TOP_KERNELS
+    return "; ".join(shown) + (f" +{more}" if more > 0 else "")
+
+
+def _e2e(report: Report) -> str:
+    t = report.timing or {}
+    value = t.get("end_to_end_median_s")
+    return "" if value is None else units.seconds(value)
+
+
+def _float(value: float) -> str:
+    return f"{value:.3g}"
+
+
+COLUMNS.update({
+    "time": Column("time", "Time", _timed("median_s", units.seconds), _e2e),
+    "self_time": Column("self_time", "Self", _timed("self_median_s", units.seconds),
+                        lambda rep: units.seconds(rep.timing["leaf_self_sum_s"])
+                        if rep.timing and rep.timing.get("leaf_self_sum_s") else ""),
+    "share": Column("share", "Share", _timed("share", units.percent),
+                    lambda rep: "100.0%" if rep.timing else ""),
+    "time_spread": Column("time_spread", "p10–p90", _spread),
+    "min_time": Column("min_time", "Min", _timed("min_s", units.seconds)),
+    "backward_time": Column("backward_time", "Backward",
+                            _timed("backward_median_s", units.seconds)),
+    "kernel_time": Column("kernel_time", "Kernel time", _timed("kernel_s", units.seconds)),
+    "kernels": Column("kernels", "Top kernels", _kernels, justify="left"),
+    "mem_delta": Column("mem_delta", "Mem Δ", _from("memory", "alloc_delta_bytes", units.nbytes)),
+    "mem_peak": Column("mem_peak", "Peak mem", _from("memory", "peak_bytes", units.nbytes),
+                       lambda rep: units.nbytes(rep.timing["peak_memory_bytes"])
+                       if rep.timing and rep.timing.get("peak_memory_bytes") else ""),
+    "tflops": Column("tflops", "TFLOP/s", _from("roofline", "achieved_tflops", _float)),
+    "gbps": Column("gbps", "GB/s", _from("roofline", "achieved_gbps", _float)),
+    "intensity": Column("intensity", "FLOP/B", _from("roofline", "intensity", _float)),
+    "bound": Column("bound", "Bound", lambda r: (r.roofline or {}).get("bound") or "—",
+                    justify="left"),
+    "efficiency": Column("efficiency", "Of roof", _from("roofline", "efficiency", units.percent)),
+})
+
+
+def timing_lines(report: Report) -> list[str]:
+    """Summary lines under a timed table: device, end-to-end with and without hooks, caveats."""
+    t = report.timing
+    if not t:
+        return []
+    parts = [f"Timed on {t.get('device_name', t.get('device', '?'))} ({t.get('device')}, "
+             f"{t.get('dtype')}, batch {t.get('batch')}, {t.get('mode', 'eval')}"
+             + (", channels_last" if t.get("channels_last") else "")
+             + f"): {t.get('warmup')} warm-up + {t.get('repeats')} repeats, {t.get('clock')}"]
+    e2e = t.get("end_to_end_median_s")
+    plain = t.get("end_to_end_unhooked_median_s")
+    if e2e is not None:
+        line = f"End-to-end median {units.seconds(e2e)} with hooks"
+        if plain is not None:
+            line += f", {units.seconds(plain)} without"
+        if t.get("hook_overhead") is not None:
+            line += f" (hook overhead {100 * t['hook_overhead']:+.1f}%)"
+        if t.get("leaf_self_sum_s") is not None:
+            line += f" · leaf self times sum to {units.seconds(t['leaf_self_sum_s'])}"
+        parts.append(line)
+    if t.get("peak_memory_bytes") is not None:
+        parts.append(f"Peak CUDA memory {units.nbytes(t['peak_memory_bytes'])} "
+                     f"(of which {units.nbytes(t.get('memory_baseline_bytes') or 0)} resident "
+                     "before the forward)")
+    for row in t.get("sweep") or []:
+        parts.append(f"Batch {row['batch']}: latency {units.seconds(row['latency_median_s'])}, "
+                     f"throughput {row['throughput_per_s']:,.1f}/s")
+    parts.extend(f"Caveat: {note}" for note in t.get("notes") or [])
+    return parts
+
+
+# -- torchstat's table (``--columns torchstat``; values from cnnprof.compat.torchstat) -----
+
+
+def _ts_value(r: LayerRecord, key: str) -> object:
+    return (r.torchstat or {}).get(key)
+
+
+def _ts_count(key: str, commas: bool) -> Callable[[LayerRecord], str]:
+    def cell(r: LayerRecord) -> str:
+        value = _ts_value(r, key)
+        if value is None:
+            return ""
+        # a metric torchstat has no rule for holds cnnprof's value: marked, never a bare 0
+        star = "*" if key in ((r.torchstat or {}).get("from_cnnprof") or ()) else ""
+        return (f"{int(value):,}" if commas else str(int(value))) + star  # type: ignore[call-overload]
+
+    return cell
+
+
+def _ts_total(key: str, fmt: Callable[[object], str]) -> Callable[[Report], str]:
+    def total(rep: Report) -> str:
+        value = (rep.layers[0].torchstat or {}).get(key) if rep.layers else None
+        return "" if value is None else fmt(value)
+
+    return total
+
+
+def _ts_shape(key: str) -> Callable[[LayerRecord], str]:
+    def cell(r: LayerRecord) -> str:
+        dims = _ts_value(r, key)
+        return " ".join(str(d) for d in dims) if isinstance(dims, list) else ""
+
+    return cell
+
+
+def _ts_share(value: object) -> str:
+    return f"{value:.2%}" if isinstance(value, float) else ""
+
+
+COLUMNS.update({
+    "ts_input_shape": Column("ts_input_shape", "input shape", _ts_shape("input_shape")),
+    "ts_output_shape": Column("ts_output_shape", "output shape", _ts_shape("output_shape")),
+    "ts_params": Column("ts_params", "params", _ts_count("params", False),
+                        _ts_total("params", lambda v: str(v))),
+    "ts_memory_mb": Column(
+        "ts_memory_mb", "memory(MB)",
+        lambda r: f"{_ts_value(r, 'memory_mb'):.2f}" if r.torchstat else "",
+        _ts_total("memory_mb", lambda v: f"{v:.2f}")),
+    "ts_madd": Column("ts_madd", "MAdd", _ts_count("madd", True),
+                      _ts_total("madd", lambda v: f"{v:,}")),
+    "ts_flops": Column("ts_flops", "Flops", _ts_count("flops", True),
+                       _ts_total("flops", lambda v: f"{v:,}")),
+    "ts_mem_read": Column("ts_mem_read", "MemRead(B)", _ts_count("mem_read_bytes", False),
+                          _ts_total("mem_read_bytes", str)),
+    "ts_mem_write": Column("ts_mem_write", "MemWrite(B)", _ts_count("mem_write_bytes", False),
+                           _ts_total("mem_write_bytes", str)),
+    "ts_duration": Column("ts_duration", "duration[%]",
+                          lambda r: _ts_share(_ts_value(r, "duration_share")),
+                          _ts_total("duration_share", _ts_share)),
+    "ts_mem_rw": Column("ts_mem_rw", "MemR+W(B)", _ts_count("mem_rw_bytes", False),
+                        _ts_total("mem_rw_bytes", str)),
+})
+
+
 PRESETS: dict[str, list[str]] = {
     "default": ["type", "input_shape", "output_shape", "params", "macs", "flops"],
     "shapes": ["type", "input_shape", "output_shape", "params"],
     "bytes": ["type", "output_shape", "params", "param_bytes", "activation_bytes",
               "read_bytes", "write_bytes"],
+    # torchstat's own table: its definitions, "module name" is the Layer column
+    "torchstat": ["ts_input_shape", "ts_output_shape", "ts_params", "ts_memory_mb", "ts_madd",
+                  "ts_flops", "ts_mem_read", "ts_mem_write", "ts_duration", "ts_mem_rw"],
     "all": ["type", "calls", "input_shape", "output_shape", "params", "macs", "flops",
             "param_bytes", "activation_bytes", "read_bytes", "write_bytes"],
+    # --time: "timed" is the table a timed report gets when no --columns is given
+    "timed": ["type", "output_shape", "params", "flops", "time", "self_time", "share"],
+    "time": ["type", "calls", "time", "time_spread", "min_time", "self_time", "share",
+             "backward_time", "mem_delta", "mem_peak"],
+    "memory": ["type", "output_shape", "activation_bytes", "mem_delta", "mem_peak"],
+    "kernels": ["type", "time", "kernel_time", "kernels"],
+    "roofline": ["type", "flops", "time", "tflops", "gbps", "intensity", "bound", "efficiency"],
 }
+
+
+def default_preset(report: Report) -> str:
+    """The preset used when ``--columns`` is not given: timing columns once a report has them."""
+    return "timed" if report.timing else "default"
 
 
 def resolve_columns(spec: str | None) -> list[Column]:

@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cnnprof.render import units
-from cnnprof.render.columns import Column, resolve_columns
+from cnnprof.render.columns import Column, default_preset, resolve_columns, timing_lines
 from cnnprof.report import Report
 
 
@@ -26,7 +26,7 @@ def visible_layers(report: Report, depth: int | None) -> list[int]:
 
 
 def build_table(report: Report, *, depth: int | None = None, columns: str | None = None) -> Table:
-    cols: list[Column] = resolve_columns(columns)
+    cols: list[Column] = resolve_columns(columns or default_preset(report))
     title = f"{report.model.spec} ({report.model.class_name})"
     inputs = ", ".join(units.shape(i.shape) + ("" if i.dtype == "float32" else f":{i.dtype}")
                        for i in report.inputs)
@@ -65,6 +65,7 @@ def footnotes(report: Report) -> list[str]:
         f"MACs {units.count(t.macs)} · FLOPs {units.count(t.flops)}"
     )
     out.extend(f"Note: {note}" for note in report.notes)
+    out.extend(timing_lines(report))
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 
 _COUNT_SUFFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
 
@@ -49,7 +50,7 @@ def percent(value: float) -> str:
 def _sig(value: float, digits: int) -> str:
     if value == 0:
         return "0"
-    decimals = max(0, digits - 1 - int(math.floor(math.log10(abs(value)))))
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
     text = f"{value:.{decimals}f}"
     if "." in text:
         text = text.rstrip("0").rstrip(".")
@@ -69,13 +70,17 @@ def shapes(items: tuple[tuple[int, ...], ...] | list[list[int]], limit: int = 3)
 
 # -- parsing -------------------------------------------------------------------------------
 
-_PARSE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-zµ]*)\s*$")
-_COUNT_UNITS = {"": 1, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "B": 1e9, "T": 1e12}
+_PARSE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-zµμ]*)\s*$")
+# Decimal scales so "4.1G" reads as exactly 4_100_000_000, not 4099999999.9999995
+_COUNT_UNITS = {"": "1", "k": "1e3", "K": "1e3", "M": "1e6", "G": "1e9", "B": "1e9", "T": "1e12"}
+#: words people write after a count ("4.1 GFLOPs", "25.6M params"); they do not change the value
+_COUNT_WORDS = ("flops", "flop", "macs", "mac", "params", "param", "ops")
 _BYTE_UNITS = {
-    "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
-    "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40,
+    "B": "1", "KB": "1e3", "MB": "1e6", "GB": "1e9", "TB": "1e12",
+    "KIB": str(2**10), "MIB": str(2**20), "GIB": str(2**30), "TIB": str(2**40),
 }
-_TIME_UNITS = {"S": 1.0, "MS": 1e-3, "US": 1e-6, "µS": 1e-6, "NS": 1e-9}
+_TIME_UNITS = {"S": "1", "MS": "1e-3", "US": "1e-6", "NS": "1e-9"}
+KINDS = ("count", "bytes", "time")
 
 
 class UnitError(ValueError):
@@ -83,29 +88,80 @@ class UnitError(ValueError):
 
 
 def parse_quantity(text: str | int | float, kind: str) -> float:
-    """Parse ``"25.6M"`` (kind="count"), ``"120MB"`` ("bytes"), ``"8ms"`` ("time")."""
+    """Parse ``"25.6M"`` (kind="count"), ``"120MB"`` ("bytes"), ``"8ms"`` ("time").
+
+    Counts use SI prefixes (K, M, G or B for billion, T) and may carry a word such as
+    ``GFLOPs`` or ``M params``; bytes are decimal (MB = 10^6) or binary (MiB = 2^20);
+    times are s, ms, us/µs, ns. Bare numbers are base units.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown quantity kind {kind!r}")
     if isinstance(text, bool):
         raise UnitError(f"expected a number, got {text!r}")
     if isinstance(text, (int, float)):
         if text < 0 or (isinstance(text, float) and not math.isfinite(text)):
             raise UnitError(f"expected a non-negative finite number, got {text!r}")
         return float(text)
-    match = _PARSE.match(str(text))
+    if not isinstance(text, str):
+        raise UnitError(f"expected a number or a string such as '25.6M', got {text!r}")
+    raw = text.replace("_", "").replace(",", "")
+    if kind == "count":
+        # "4.1 GFLOPs" / "25.6M params": split the word off before reading the prefix
+        lowered = raw.rstrip().lower()
+        for word in _COUNT_WORDS:
+            if lowered.endswith(word):
+                raw = raw.rstrip()[: -len(word)]
+                break
+    match = _PARSE.match(raw)
     if not match:
         raise UnitError(f"cannot read {text!r} as a {kind}")
-    number, unit = float(match.group(1)), match.group(2)
+    number, unit = Decimal(match.group(1)), match.group(2)
     if kind == "count":
         if unit not in _COUNT_UNITS:
             raise UnitError(f"unknown count unit {unit!r} in {text!r} (use K, M, G, T)")
-        return number * _COUNT_UNITS[unit]
+        return float(number * Decimal(_COUNT_UNITS[unit]))
     if kind == "bytes":
         key = unit.upper() or "B"
         if key not in _BYTE_UNITS:
             raise UnitError(f"unknown byte unit {unit!r} in {text!r} (use B, KB, MB, GB, MiB ...)")
-        return number * _BYTE_UNITS[key]
+        return float(number * Decimal(_BYTE_UNITS[key]))
+    # "µ" upper-cases to Greek capital mu, which is no key: spell micro as "u" first
+    key = (unit.replace("µ", "u").replace("μ", "u").upper()) or "S"
+    if key not in _TIME_UNITS:
+        raise UnitError(f"unknown time unit {unit!r} in {text!r} (use s, ms, us, ns)")
+    return float(number * Decimal(_TIME_UNITS[key]))
+
+
+def format_quantity(value: float, kind: str) -> str:
+    """The humane text ``parse_quantity`` reads back (no space: ``"25.6M"``, ``"120MB"``)."""
+    if kind == "count":
+        return count(value).replace(" ", "")
+    if kind == "bytes":
+        return nbytes(value).replace(" ", "")
     if kind == "time":
-        key = unit.upper() or "S"
-        if key not in _TIME_UNITS:
-            raise UnitError(f"unknown time unit {unit!r} in {text!r} (use s, ms, us, ns)")
-        return number * _TIME_UNITS[key]
+        return seconds(value).replace(" ", "").replace("µs", "us")
     raise ValueError(f"unknown quantity kind {kind!r}")
+
+
+def ceil_quantity(value: float, kind: str, digits: int = 3) -> str:
+    """Humane text for the smallest ``digits``-significant number >= ``value``: a limit
+    written from a measured value must never read back below it."""
+    if value <= 0:
+        return "0" if kind == "count" else format_quantity(0, kind)
+    scales = {
+        "count": ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"), (1.0, "")),
+        "bytes": ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "KB"), (1.0, "B")),
+        "time": ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")),
+    }[kind]
+    scale, suffix = next(((s, u) for s, u in scales if value >= s), scales[-1])
+    scaled = value / scale
+    if kind != "time" and scale == 1.0:
+        return f"{math.ceil(value)}{suffix}"  # counts and bytes below 1000 are integers
+    step = 10.0 ** (math.floor(math.log10(scaled)) - digits + 1)
+    # round() first so 28.1 / 0.1 = 280.99999 does not ceil to 282
+    rounded = math.ceil(round(scaled / step, 9)) * step
+    decimals = max(0, -math.floor(math.log10(step)))
+    text = f"{rounded:.{decimals}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text + suffix

@@ -63,6 +63,33 @@ def ordered_nodes(root: Node) -> list[Node]:
     return out
 
 
+def own_parameters(module: torch.nn.Module) -> list[torch.Tensor]:
+    """A module's own parameters, including the packed weights of quantized modules
+    (``torch.ao.nn.quantized.Conv2d`` keeps them behind ``weight()``/``bias()``)."""
+    params = [p for p in module._parameters.values() if p is not None]
+    accessor = getattr(type(module), "weight", None)
+    if not params and callable(accessor) and hasattr(module, "_packed_params") or (
+        not params and callable(accessor) and type(module).__module__.startswith("torch.ao.nn.quantized")
+    ):
+        try:
+            weight, bias = module.weight(), module.bias()  # type: ignore[operator]
+        except Exception:  # not a packed-weight module after all
+            return params
+        params = [t for t in (weight, bias) if isinstance(t, torch.Tensor)]
+    return params
+
+
+def unique_parameters(model: torch.nn.Module) -> list[torch.Tensor]:
+    seen: set[int] = set()
+    out = []
+    for module in model.modules():
+        for p in own_parameters(module):
+            if id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+    return out
+
+
 class _ParamStats:
     """Own and inclusive parameter statistics per module, shared parameters counted once."""
 
@@ -72,7 +99,7 @@ class _ParamStats:
         seen: set[int] = set()
         own_total = 0
         for node in nodes:
-            params = [p for p in node.module._parameters.values() if p is not None]
+            params = own_parameters(node.module)
             buffers = [b for b in node.module._buffers.values() if b is not None]
             self.own[id(node)] = _stats(params, buffers)
             own_total += len(params)
@@ -89,10 +116,10 @@ class _ParamStats:
                     acc = [a + c for a, c in zip(acc, child_stats)]
                 self.inclusive[id(node)] = (acc[0], acc[1], acc[2], acc[3])
                 continue
-            ids = {id(p) for p in node.module._parameters.values() if p is not None}
-            for p in node.module._parameters.values():
-                if p is not None:
-                    objects[id(p)] = p
+            own = own_parameters(node.module)
+            ids = {id(p) for p in own}
+            for p in own:
+                objects[id(p)] = p
             for child in node.children:
                 ids |= sets.pop(id(child))
             sets[id(node)] = ids
@@ -113,7 +140,7 @@ def _stats(params: list[torch.Tensor], buffers: list[torch.Tensor]) -> tuple[int
 
 
 def model_totals(model: torch.nn.Module, cost: Cost) -> Totals:
-    params = list(model.parameters())  # deduplicated: tied weights once
+    params = unique_parameters(model)  # tied weights once
     buffers = list(model.buffers())
     numel = sum(p.numel() for p in params)
     trainable = sum(p.numel() for p in params if p.requires_grad)

@@ -19,6 +19,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from cnnprof.counting import REGISTRY, FormulaRegistry, OpKind
 from cnnprof.counting import formulas as _formulas  # noqa: F401  (registers the built-ins)
+from cnnprof.counting import vision_ops as _vision_ops  # noqa: F401
 from cnnprof.trace.structure import shapes_and_dtypes, tensor_bytes
 
 
@@ -65,6 +66,9 @@ class ModuleObserver:
         #: innermost module that was running when the forward raised, and the last that ran
         self.failed_node: Node | None = None
         self.last_finished: Node | None = None
+        #: the aten op that raised, its args and the exception (set by OpObserver), so a
+        #: failure in a parent's own forward (a ``view``) can be named
+        self.failed_op: tuple[str, tuple[Any, ...], dict[str, Any], BaseException] | None = None
 
     def _build_tree(self, model: torch.nn.Module) -> Node:
         root = Node("", model, None)
@@ -166,7 +170,11 @@ class OpObserver(TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        try:
+            out = func(*args, **kwargs)
+        except Exception as exc:  # zero cost unless raised; the failure report names the op
+            self.modules.failed_op = (self._info(func).name, args, kwargs, exc)
+            raise
         if self.suppress:
             return out
         info = self._info(func)
@@ -180,7 +188,11 @@ class OpObserver(TorchDispatchMode):
         if not info.mutable:
             node.act += written
         if info.kind is OpKind.COMPUTE:
-            cost = info.formula(args, kwargs, out)
+            try:
+                cost = info.formula(args, kwargs, out)
+            except Exception:  # a formula bug must never break the user's forward
+                node.unsupported[f"{info.name} (formula failed)"] += 1
+                return out
             node.macs += cost.macs
             node.flops += cost.flops
         elif info.kind is OpKind.UNSUPPORTED:

@@ -96,8 +96,49 @@ def deploy_kwargs(name: str, weights: Any, builder: Any) -> dict[str, Any]:
         min_size = weights.meta.get("min_size")
         if name.startswith("vit_") and min_size and min_size[0] != 224:
             kwargs["image_size"] = int(min_size[0])
+    if "aux_loss" in params and weights is not None:
+        kwargs["aux_loss"] = True  # segmentation weights ship with their auxiliary head
     kwargs.update(_DEPLOY_KWARGS.get(name, {}))
     return kwargs
+
+
+def _trained_backbone(builder: Any) -> bool:
+    """Does the builder switch its backbone to frozen BN when it has weights?"""
+    import sys
+
+    try:
+        source = inspect.getsource(builder)
+        module = sys.modules[builder.__module__]
+        # the switch may sit in a private helper the builder calls (_fasterrcnn_mobilenet_...)
+        for name, obj in vars(module).items():
+            if name.startswith("_") and inspect.isfunction(obj) and f"{name}(" in source:
+                source += inspect.getsource(obj)
+    except (OSError, TypeError, KeyError):
+        return False
+    return "FrozenBatchNorm2d if is_trained" in source
+
+
+def freeze_backbone(model: torch.nn.Module, trainable_layers: int = 3) -> torch.nn.Module:
+    """What a weights builder does to a detection backbone: FrozenBatchNorm2d in place of
+    BatchNorm2d (weight/bias become buffers) and only the last ``trainable_layers`` trainable."""
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    backbone = getattr(model, "backbone", None)
+    if backbone is None:
+        return model
+    for parent in backbone.modules():
+        for child_name, child in list(parent.named_children()):
+            if type(child) is torch.nn.BatchNorm2d:
+                frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
+                frozen.to(child.weight.device)
+                setattr(parent, child_name, frozen)
+    body = getattr(backbone, "body", None)
+    if body is not None and hasattr(body, "layer4"):  # resnet: the fpn extractor's rule
+        train = ["layer4", "layer3", "layer2", "layer1", "conv1"][:trainable_layers]
+        for pname, param in body.named_parameters():
+            if all(not pname.startswith(layer) for layer in train):
+                param.requires_grad_(False)
+    return model
 
 
 def default_weights(name: str) -> Any:
@@ -118,9 +159,11 @@ def entry(name: str) -> ZooEntry:
     kwargs = deploy_kwargs(name, weights, builder)
     inputs, form = _default_inputs(task, weights)
 
+    frozen_bn = weights is not None and _trained_backbone(builder)
+
     def factory() -> torch.nn.Module:
         model: torch.nn.Module = builder(**kwargs)
-        return model
+        return freeze_backbone(model) if frozen_bn else model
 
     description = f"torchvision {task}"
     if weights is not None:

@@ -1,0 +1,87 @@
+"""``cnnprof diff OLD NEW``: what a change cost, in totals and layer by layer."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("diff", context_settings={"help_option_names": ["-h", "--help"]})
+    def diff_cmd(
+        old: str = typer.Argument(..., metavar="OLD",
+                                  help="Report JSON (cnnprof MODEL -f json), or a model spec."),
+        new: str = typer.Argument(..., metavar="NEW", help="Report JSON, or a model spec."),
+        fail_above: str = typer.Option(
+            None, "--fail-above", metavar="PCT",
+            help="Exit 1 when a total (params, MACs, FLOPs, param or activation bytes) "
+                 "grows by more than PCT percent, e.g. 5 or 5%."),
+        metric: list[str] = typer.Option(
+            None, "--metric", "-m", help="With --fail-above: watch only these totals "
+                                         "(repeatable): params, macs, flops, param_bytes, "
+                                         "activation_bytes, read_bytes, write_bytes, time_s."),
+        limit: int = typer.Option(30, "--limit", "-n", min=0,
+                                  help="Layer rows to show, most impact first (0: all)."),
+        fmt: str = typer.Option("table", "--format", "-f", help="table, markdown or json."),
+        output: Path = typer.Option(None, "--output", "-o", help="Write to FILE."),
+        width: int = typer.Option(None, "--width", help="Table width."),
+    ) -> None:
+        """Compare two reports: total deltas, then layers added, removed, reshaped or
+        re-costed, sorted by impact. OLD/NEW that are not files are profiled as model specs
+        with their default inputs."""
+        from cnnprof.budget import parse_percent
+        from cnnprof.diff import GATED, METRICS, diff_reports
+        from cnnprof.errors import BudgetExceededError, UsageError
+        from cnnprof.render.diff import DIFF_FORMATS, render_diff, renderable, signed
+
+        name = {"md": "markdown"}.get(fmt.lower(), fmt.lower())
+        if name not in DIFF_FORMATS:
+            raise UsageError(f"unknown --format {fmt!r}", hint=f"known: {', '.join(DIFF_FORMATS)}")
+        threshold = parse_percent(fail_above) if fail_above is not None else None
+        watched = tuple(metric) if metric else GATED
+        for item in watched:
+            if item not in (*METRICS, "time_s"):
+                raise UsageError(f"unknown --metric {item!r}",
+                                 hint=f"known: {', '.join((*METRICS, 'time_s'))}")
+        diff = diff_reports(_load(old), _load(new))
+        shown = limit or None
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(render_diff(diff, name, shown, width), encoding="utf-8")
+            typer.echo(f"wrote {output}", err=True)
+        elif name == "table":
+            from rich.console import Console
+
+            Console(width=width).print(renderable(diff, shown))
+        else:
+            sys.stdout.write(render_diff(diff, name, shown, width))
+        if threshold is None:
+            return
+        grown = diff.grown_above(threshold, watched)
+        if grown:
+            worst = ", ".join(
+                f"{t.metric} {signed(t.metric, t.delta)}"
+                + (f" ({100 * t.ratio:+.1f}%)" if t.ratio is not None and t.ratio != float("inf")
+                   else " (from 0)")
+                for t in grown)
+            raise BudgetExceededError(f"grew more than {100 * threshold:g}%: {worst}")
+
+
+def _load(source: str) -> object:
+    """A report file, or a model spec to profile now."""
+    from cnnprof.errors import UsageError
+    from cnnprof.report import Report
+
+    path = Path(source)
+    if path.is_file():
+        try:
+            return Report.load(path)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"{source}: not a cnnprof report JSON ({exc})") from None
+    if path.suffix.lower() == ".json":
+        raise UsageError(f"report file {source!r} not found")
+    from cnnprof.api import profile
+
+    return profile(source)

@@ -1,0 +1,452 @@
+"""``time_report``: a counted Report + the model → the same Report with measured times.
+
+The timing pass builds its own copy of the model on the real device (zoo specs are built
+fresh with a fixed seed; a user's instance is deep-copied), so the user's model is never
+touched and the counts are never changed: only ``time``/``memory``/``kernels``/``roofline``
+per layer and ``Report.timing`` are filled in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import platform
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from cnnprof.errors import ModelFailedError, UsageError
+from cnnprof.inputs import FLOAT_DTYPES, InputSpec, make_tensors, parse_dtype, torch_dtype
+from cnnprof.report import LayerRecord, Report
+from cnnprof.timing import roofline
+from cnnprof.timing.clocks import Clock, clock_for
+from cnnprof.timing.kernels import KernelStats, profile_kernels
+from cnnprof.timing.memory import MemoryResult, measure_memory
+from cnnprof.timing.stats import summarize
+from cnnprof.timing.timer import (
+    LayerTimer,
+    Schedule,
+    TimerResult,
+    run_timing,
+    time_unhooked,
+)
+from cnnprof.trace.structure import iter_tensors
+
+#: (warm-up, repeats) when not given: GPUs are fast and noisy, CPUs slow and steady
+DEFAULT_SCHEDULE = {"cuda": (10, 50), "cpu": (2, 10)}
+#: hooked end-to-end more than this much slower than unhooked → hooks distort the figures
+OVERHEAD_LIMIT = 0.10
+#: host enqueue time over this fraction of GPU time → the GPU waits for the CPU
+LAUNCH_BOUND_HOST_RATIO = 0.8
+#: profiled iterations for --kernels (the profiler's own overhead makes more pointless)
+KERNEL_ITERATIONS = 3
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class _Prepared:
+    module: torch.nn.Module
+    make_call: Callable[[int], Callable[[], Any]]
+
+
+def time_report(
+    report: Report,
+    model: torch.nn.Module | str,
+    *,
+    device: str,
+    warmup: int | None = None,
+    repeats: int | None = None,
+    batches: Sequence[int] | None = None,
+    dtype: str | None = None,
+    channels_last: bool = False,
+    kernels: bool = False,
+    memory: bool = True,
+    peak_tflops: float | None = None,
+    peak_gbps: float | None = None,
+    model_args: dict[str, Any] | None = None,
+    inputs: Sequence[torch.Tensor] | None = None,
+    progress: Progress | None = None,
+    clock: Clock | None = None,
+    command: str | None = None,
+    seed: int = 0,
+) -> Report:
+    """Time every layer of ``model`` on ``device`` and return ``report`` with times filled.
+
+    ``report`` is the counting report of the same model and inputs (its batch is the timed
+    batch; ``batches`` adds end-to-end latency/throughput rows for other batch sizes).
+    Eval mode runs under ``no_grad``; a report made with ``mode="train"`` also times the
+    backward pass. Raises ``UsageError`` on the meta device and ``ModelFailedError`` when
+    the forward fails (CUDA out of memory included, with the layer that asked).
+    """
+    from cnnprof.api import check_device
+
+    device = check_device(device)
+    if device == "meta":
+        raise UsageError("--time needs a real device: the meta device runs no arithmetic",
+                         hint="add --device cuda (or --device cpu)")
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    default_warmup, default_repeats = DEFAULT_SCHEDULE[kind]
+    schedule = Schedule(default_warmup if warmup is None else warmup,
+                        default_repeats if repeats is None else repeats)
+    if schedule.warmup < 0 or schedule.repeats < 1:
+        raise UsageError(f"--warmup must be >= 0 and --repeats >= 1, got {schedule.warmup} "
+                         f"and {schedule.repeats}")
+    batch = report.inputs[0].shape[0] if report.inputs and report.inputs[0].shape else 1
+    sweep_batches = [int(b) for b in (batches or [batch])]
+    if any(b <= 0 for b in sweep_batches):
+        raise UsageError(f"--batch values must be positive, got {sweep_batches}")
+    float_dtype = _float_dtype(report, dtype)
+    train = report.mode == "train"
+    prepared = _prepare(report, model, device, float_dtype, channels_last, model_args,
+                        inputs, seed, train)
+    clock = clock or clock_for(device)
+    module = prepared.module
+    call = prepared.make_call(batch)
+
+    timer = LayerTimer(module, clock, backward=train)
+    grad = torch.enable_grad() if train else torch.no_grad()
+    with grad:
+        with _failure_guard(batch, lambda: timer.failed):
+            result, plain_e2e, plain_host = run_timing(module, call, clock, schedule,
+                                                       backward=train, progress=progress,
+                                                       timer=timer)
+        sweep_rows = _sweep(prepared, sweep_batches, batch, plain_e2e, clock, schedule, progress)
+        mem: MemoryResult | None = None
+        if memory and kind == "cuda":
+            failed: list[str | None] = [None]
+            with _failure_guard(batch, lambda: failed[0]):
+                mem = measure_memory(module, call, device, failed=failed)
+        kstats: KernelStats | None = None
+        if kernels:
+            if progress is not None:
+                progress("kernels", 0, 1)
+            kstats = profile_kernels(module, call, device=device, iterations=KERNEL_ITERATIONS)
+            if progress is not None:
+                progress("kernels", 1, 1)
+
+    return _assemble(report, result, plain_e2e, plain_host, sweep_rows, mem, kstats,
+                     device=device, schedule=schedule, batch=batch, dtype=float_dtype,
+                     channels_last=channels_last, peak_tflops=peak_tflops,
+                     peak_gbps=peak_gbps, clock=clock, command=command,
+                     multi=len(sweep_batches) > 1)
+
+
+# -- preparation ------------------------------------------------------------------------
+def _float_dtype(report: Report, dtype: str | None) -> str:
+    if dtype:
+        name = parse_dtype(dtype)
+        if name not in FLOAT_DTYPES:
+            raise UsageError(f"--dtype must be a floating type, got {name}")
+        return name
+    for info in report.inputs:
+        if info.dtype in FLOAT_DTYPES:
+            return info.dtype
+    return "float32"
+
+
+def _prepare(report: Report, model: torch.nn.Module | str, device: str, dtype: str,
+             channels_last: bool, model_args: dict[str, Any] | None,
+             given: Sequence[torch.Tensor] | None, seed: int, train: bool) -> _Prepared:
+    from cnnprof.zoo import resolve
+
+    cast = torch_dtype(dtype)
+    devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
+    # a fixed seed for the random weights, without disturbing the caller's RNG streams
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        entry = None
+        if isinstance(model, str):
+            entry = resolve(model, model_args)
+            module, _ = entry.build(device)
+        else:
+            try:
+                module = copy.deepcopy(model)
+            except Exception as exc:
+                raise UsageError(f"cannot copy the model for timing: {exc}",
+                                 hint="timing never runs on your instance itself") from exc
+            module = module.to(device)
+    module = module.to(cast)
+    if channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    module.train(train)
+    if train:
+        for p in module.parameters():
+            if p.is_floating_point():
+                p.requires_grad_(True)
+
+    specs = [InputSpec(tuple(i.shape[1:]), dtype if i.dtype in FLOAT_DTYPES else i.dtype)
+             for i in report.inputs]
+
+    def tensors(batch: int) -> list[torch.Tensor]:
+        if given is not None:
+            out = [t.detach().to(device) for t in given]
+            return [t.to(cast) if t.is_floating_point() else t for t in out]
+        return make_tensors(specs, batch, device)
+
+    def make_call(batch: int) -> Callable[[], Any]:
+        made = tensors(batch)
+        if channels_last:
+            made = [t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
+                    for t in made]
+        if entry is not None:
+            args, kwargs = entry.arguments(made)
+        else:
+            args, kwargs = tuple(made), {}
+        if not train:
+            return lambda: module(*args, **kwargs)
+
+        def step() -> Any:
+            out = module(*args, **kwargs)
+            parts = [t.float().sum() for t in iter_tensors(out)
+                     if t.is_floating_point() and t.requires_grad]
+            if parts:
+                torch.stack(parts).sum().backward()
+            return out
+
+        return step
+
+    return _Prepared(module, make_call)
+
+
+_TRIED = re.compile(r"Tried to allocate ([0-9.]+ [KMGT]?i?B)")
+
+
+@contextlib.contextmanager
+def _failure_guard(batch: int, layer: Callable[[], str | None] | None) -> Iterator[None]:
+    """CUDA out of memory and other forward failures → ModelFailedError naming the layer."""
+    oom = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+    try:
+        yield
+    except ModelFailedError:
+        raise
+    except oom as exc:
+        text = str(exc)
+        wanted = _TRIED.search(text)
+        where = layer() if layer is not None else None
+        torch.cuda.empty_cache()
+        raise ModelFailedError(
+            "CUDA out of memory"
+            + (f" in layer {where}" if where else "")
+            + (f": it tried to allocate {wanted.group(1)}" if wanted else "")
+            + f" at batch {batch}",
+            hint=f"try a smaller --batch (e.g. {max(1, batch // 2)})",
+        ) from exc
+    except Exception as exc:
+        where = layer() if layer is not None else None
+        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelFailedError(
+            "forward failed while timing" + (f" in layer {where}" if where else "")
+            + f" at batch {batch}: {type(exc).__name__}: {line}") from exc
+
+
+def _sweep(prepared: _Prepared, batches: list[int], timed_batch: int, timed_e2e: list[float],
+           clock: Clock, schedule: Schedule, progress: Progress | None) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    if len(batches) <= 1:
+        return rows
+    for b in batches:
+        if b == timed_batch and timed_e2e:
+            samples = timed_e2e
+        else:
+            with _failure_guard(b, None):
+                call = prepared.make_call(b)
+                samples = []
+                total = schedule.warmup + schedule.repeats
+                for step in range(total):
+                    e2e, _ = time_unhooked(call, clock)
+                    if step >= schedule.warmup:
+                        samples.append(e2e)
+                    if progress is not None:
+                        progress(f"batch {b}", step + 1, total)
+                del call
+        s = summarize(samples)
+        rows.append({"batch": b, "latency_median_s": s.median_s, "latency_p10_s": s.p10_s,
+                     "latency_p90_s": s.p90_s, "throughput_per_s": b / s.median_s})
+    return rows
+
+
+# -- assembling the report ----------------------------------------------------------------
+def _device_info(device: str) -> dict[str, Any]:
+    info: dict[str, Any] = {"torch": torch.__version__}
+    if device.startswith("cuda"):
+        index = torch.device(device).index or 0
+        info["device_name"] = torch.cuda.get_device_name(index)
+        info["cuda"] = torch.version.cuda
+        driver = _driver_version()
+        if driver:
+            info["driver"] = driver
+    else:
+        info["device_name"] = platform.processor() or platform.machine() or "cpu"
+        info["cpu_threads"] = torch.get_num_threads()
+    return info
+
+
+def _driver_version() -> str | None:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        version = pynvml.nvmlSystemGetDriverVersion()
+        return version.decode() if isinstance(version, bytes) else str(version)
+    except Exception:
+        pass
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = out.stdout.strip().splitlines()
+    return lines[0].strip() if lines else None
+
+
+def _subtree_types(layers: Sequence[LayerRecord]) -> list[list[str]]:
+    out: list[list[str]] = [[r.type] for r in layers]
+    stack: list[int] = []
+    for index, rec in enumerate(layers):
+        while stack and layers[stack[-1]].depth >= rec.depth:
+            stack.pop()
+        for ancestor in stack:
+            out[ancestor].append(rec.type)
+        stack.append(index)
+    return out
+
+
+def _assemble(report: Report, result: TimerResult, plain_e2e: list[float],
+              plain_host: list[float], sweep_rows: list[dict[str, Any]],
+              mem: MemoryResult | None, kstats: KernelStats | None, *, device: str,
+              schedule: Schedule, batch: int, dtype: str, channels_last: bool,
+              peak_tflops: float | None, peak_gbps: float | None, clock: Clock,
+              command: str | None, multi: bool) -> Report:
+    cuda = device.startswith("cuda")
+    hooked = summarize(result.end_to_end_s)
+    plain = summarize(plain_e2e) if plain_e2e else None
+    info = _device_info(device)
+
+    peaks = roofline.lookup(info["device_name"]) if cuda else None
+    conv_tf32 = bool(torch.backends.cudnn.allow_tf32)
+    matmul_tf32 = bool(torch.backends.cuda.matmul.allow_tf32)
+    types = _subtree_types(report.layers)
+
+    layers: list[LayerRecord] = []
+    leaf_self_sum = 0.0
+    for index, rec in enumerate(report.layers):
+        samples = result.inclusive_s.get(rec.name)
+        if not samples:
+            layers.append(rec)
+            continue
+        s = summarize(samples)
+        own = summarize(result.self_s[rec.name])
+        time: dict[str, Any] = {
+            "median_s": s.median_s, "p10_s": s.p10_s, "p90_s": s.p90_s, "min_s": s.min_s,
+            "self_median_s": own.median_s, "self_p10_s": own.p10_s, "self_p90_s": own.p90_s,
+            "share": s.median_s / hooked.median_s if hooked.median_s > 0 else 0.0,
+            "calls": result.calls.get(rec.name, 0),
+            "samples_s": list(samples),
+        }
+        if rec.name in result.backward_s:
+            back = [x for x in result.backward_s[rec.name] if x == x]  # drop NaN (no marks)
+            if back:
+                time["backward_median_s"] = summarize(back).median_s
+        if rec.is_leaf:
+            leaf_self_sum += own.median_s
+        changes: dict[str, Any] = {"time": time}
+        if mem is not None and rec.name in mem.layers:
+            changes["memory"] = dict(mem.layers[rec.name])
+        if kstats is not None:
+            changes["kernels"] = kstats.layer_kernels(rec.name)
+            inclusive = kstats.layer_inclusive_s(rec.name)
+            if inclusive is not None:
+                time["kernel_s"] = inclusive
+        roof = _roofline(rec, s.median_s, dtype, peaks, types[index], conv_tf32, matmul_tf32,
+                         peak_tflops, peak_gbps)
+        if roof is not None:
+            changes["roofline"] = roof
+        layers.append(LayerRecord(**{**_fields(rec), **changes}))
+
+    overhead = hooked.median_s / plain.median_s - 1.0 if plain and plain.median_s > 0 else None
+    host_plain = summarize(plain_host).median_s if plain_host else None
+    launch_bound = False
+    notes: list[str] = []
+    if cuda and plain is not None and host_plain is not None:
+        launch_bound = (host_plain >= LAUNCH_BOUND_HOST_RATIO * plain.median_s
+                        or (overhead is not None and overhead > OVERHEAD_LIMIT))
+        if launch_bound:
+            notes.append(
+                f"launch-bound: the CPU took {host_plain * 1e3:.3g} ms to queue a forward the "
+                f"GPU ran in {plain.median_s * 1e3:.3g} ms (hooks add {100 * (overhead or 0):.1f}%)"
+                "; per-layer times then include launch gaps and overstate GPU work. "
+                "A larger --batch shows the kernels' own times.")
+    elif overhead is not None and overhead > OVERHEAD_LIMIT:
+        notes.append(f"hooks added {100 * overhead:.1f}% to the end-to-end time; small layers' "
+                     "times include that overhead")
+    timing: dict[str, Any] = {
+        "device": device,
+        **info,
+        "clock": clock.name,
+        "warmup": schedule.warmup,
+        "repeats": schedule.repeats,
+        "batch": batch,
+        "dtype": dtype,
+        "channels_last": channels_last,
+        "mode": report.mode,
+        "end_to_end_median_s": hooked.median_s,
+        "end_to_end_p10_s": hooked.p10_s,
+        "end_to_end_p90_s": hooked.p90_s,
+        "end_to_end_unhooked_median_s": plain.median_s if plain else None,
+        "hook_overhead": overhead,
+        "host_median_s": summarize(result.host_s).median_s,
+        "host_unhooked_median_s": host_plain,
+        "leaf_self_sum_s": leaf_self_sum,
+        "peak_memory_bytes": mem.peak_bytes if mem is not None else None,
+        "memory_baseline_bytes": mem.baseline_bytes if mem is not None else None,
+        "launch_bound": launch_bound,
+        "notes": notes,
+        "end_to_end_samples_s": list(result.end_to_end_s),
+        "end_to_end_unhooked_samples_s": list(plain_e2e),
+    }
+    if peaks is not None:
+        timing["peaks"] = {"name": peaks.name, "fp32_tflops": peaks.fp32_tflops,
+                           "tf32_tflops": peaks.tf32_tflops, "half_tflops": peaks.half_tflops,
+                           "gbps": peaks.gbps, "conv_tf32": conv_tf32,
+                           "matmul_tf32": matmul_tf32}
+    if peak_tflops is not None or peak_gbps is not None:
+        timing["peak_override"] = {"tflops": peak_tflops, "gbps": peak_gbps}
+    if kstats is not None:
+        timing["kernel_iterations"] = kstats.iterations
+    if multi:
+        timing["sweep"] = sweep_rows
+    if command:
+        timing["command"] = command
+    return report.with_updates(layers=tuple(layers), timing=timing)
+
+
+def _fields(rec: LayerRecord) -> dict[str, Any]:
+    from dataclasses import fields
+
+    return {f.name: getattr(rec, f.name) for f in fields(rec)}
+
+
+def _roofline(rec: LayerRecord, seconds: float, dtype: str,
+              peaks: roofline.DevicePeaks | None, types: list[str], conv_tf32: bool,
+              matmul_tf32: bool, peak_tflops: float | None,
+              peak_gbps: float | None) -> dict[str, Any] | None:
+    tflops = peak_tflops
+    gbps = peak_gbps
+    if peaks is not None:
+        if tflops is None:
+            tf32 = roofline.tf32_for(types, conv_tf32=conv_tf32, matmul_tf32=matmul_tf32)
+            tflops = roofline.math_peak_tflops(peaks, dtype, tf32=tf32)
+        if gbps is None:
+            gbps = peaks.gbps
+    if tflops is None or gbps is None:
+        return None
+    return roofline.classify(rec.flops, rec.read_bytes + rec.write_bytes, seconds, tflops, gbps)

@@ -1,0 +1,88 @@
+"""What the ``profile`` command needs for ``--time``: argument checks, the progress bar and
+the call into ``time_report``. Kept here so the command itself stays a thin block.
+
+Importing this module does not import torch (``cnnprof --help`` stays fast).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from cnnprof.errors import UsageError
+from cnnprof.inputs import parse_batch
+
+if TYPE_CHECKING:
+    from cnnprof.report import Report
+    from cnnprof.timing.api import Progress
+
+
+def parse_batches(text: str | int) -> list[int]:
+    """``--batch 1,8,32`` → [1, 8, 32] (the first is counted and timed per layer)."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if not parts or any(not p for p in parts):
+        raise UsageError(f"malformed --batch {text!r}", hint="write N or a list like 1,8,32")
+    values = [parse_batch(p) for p in parts]
+    if len(set(values)) != len(values):
+        raise UsageError(f"--batch {text!r} repeats a value")
+    return values
+
+
+def check_options(*, time: bool, device: str, batches: list[int], warmup: int | None,
+                  repeats: int | None, channels_last: bool, peak_tflops: float | None,
+                  peak_gbps: float | None) -> None:
+    """Usage errors (exit 2) before any model is built."""
+    if not time:
+        given = [name for name, value in (
+            ("--warmup", warmup), ("--repeats", repeats),
+            ("--channels-last", channels_last or None), ("--peak-tflops", peak_tflops),
+            ("--peak-gbps", peak_gbps)) if value is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply with --time")
+        if len(batches) > 1:
+            raise UsageError("several --batch values make a timing sweep: add --time")
+        return
+    if device.strip().lower() == "meta":
+        raise UsageError("--time needs a real device: the meta device runs no arithmetic",
+                         hint="add --device cuda (or --device cpu)")
+    for name, value in (("--peak-tflops", peak_tflops), ("--peak-gbps", peak_gbps)):
+        if value is not None and not value > 0:
+            raise UsageError(f"{name} must be positive, got {value}")
+
+
+@contextmanager
+def progress_bar() -> Iterator[Progress | None]:
+    """A Rich progress bar on stderr while warming up and repeating (none when stderr is
+    not a terminal, so logs and pipes stay clean)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   console=Console(stderr=True), transient=True)
+    tasks: dict[str, Any] = {}
+
+    def update(phase: str, done: int, total: int) -> None:
+        if phase not in tasks:
+            tasks[phase] = bar.add_task(phase, total=total)
+        bar.update(tasks[phase], completed=done, total=total)
+
+    with bar:
+        yield update
+
+
+def run(report: Report, model: str, *, device: str, batches: list[int], warmup: int | None,
+        repeats: int | None, dtype: str | None, channels_last: bool, kernels: bool,
+        peak_tflops: float | None, peak_gbps: float | None, model_args: dict[str, Any],
+        command: str | None) -> Report:
+    from cnnprof.timing.api import time_report
+
+    with progress_bar() as progress:
+        return time_report(report, model, device=device, warmup=warmup, repeats=repeats,
+                           batches=batches, dtype=dtype, channels_last=channels_last,
+                           kernels=kernels, peak_tflops=peak_tflops, peak_gbps=peak_gbps,
+                           model_args=model_args, progress=progress, command=command)

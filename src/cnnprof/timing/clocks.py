@@ -1,0 +1,127 @@
+"""Clocks the timer reads through slots, so hooks only record and never wait.
+
+A clock owns a pool of *slots*. ``record(slot)`` stamps "now" into a pre-allocated slot (a
+float for ``perf_counter``, a pre-created ``torch.cuda.Event`` for CUDA); ``sync()`` waits
+for the device once per iteration; ``elapsed_s(a, b)`` is read only after that. Tests inject a
+clock whose time advances only when the test says so (torch.utils.benchmark's
+``Timer(timer=...)`` idea), which makes per-layer times exact.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Where per-call marks come from. ``record`` must be cheap: it runs inside hooks."""
+
+    name: str
+
+    def reserve(self, slots: int) -> None:
+        """Make sure ``slots`` marks exist (allocation happens here, never in ``record``)."""
+
+    def record(self, slot: int) -> None:
+        """Stamp the current time into ``slot``."""
+
+    def sync(self) -> None:
+        """Wait until every recorded mark has its time (once per iteration)."""
+
+    def elapsed_s(self, start: int, end: int) -> float:
+        """Seconds between two recorded slots; valid after ``sync``."""
+
+
+class PerfCounterClock:
+    """Host wall clock (``time.perf_counter``): right for CPU models, where work is synchronous."""
+
+    name = "perf_counter"
+
+    def __init__(self) -> None:
+        self._stamps: list[float] = []
+        self._now = time.perf_counter
+
+    def reserve(self, slots: int) -> None:
+        if slots > len(self._stamps):
+            self._stamps.extend([0.0] * (slots - len(self._stamps)))
+
+    def record(self, slot: int) -> None:
+        self._stamps[slot] = self._now()
+
+    def sync(self) -> None:
+        return None
+
+    def elapsed_s(self, start: int, end: int) -> float:
+        return self._stamps[end] - self._stamps[start]
+
+
+class CudaEventClock:
+    """CUDA events on the current stream: the GPU's own timestamps of when work reached them.
+
+    Events are created up front (``reserve``) and reused every iteration; recording one does
+    not synchronize, so the CPU keeps queueing kernels while hooks run.
+    """
+
+    name = "cuda_event"
+
+    def __init__(self, device: Any = None) -> None:
+        import torch
+
+        self._torch = torch
+        self._device = device
+        self._events: list[Any] = []
+
+    def reserve(self, slots: int) -> None:
+        torch = self._torch
+        while len(self._events) < slots:
+            self._events.append(torch.cuda.Event(enable_timing=True))
+
+    def record(self, slot: int) -> None:
+        self._events[slot].record()
+
+    def sync(self) -> None:
+        self._torch.cuda.synchronize(self._device)
+
+    def elapsed_s(self, start: int, end: int) -> float:
+        return float(self._events[start].elapsed_time(self._events[end])) / 1000.0
+
+
+class FakeClock:
+    """A clock that moves only when ``advance`` is called: exact times for tests and dry runs.
+
+    Models used with it call ``advance(seconds)`` in their forward, so each layer "takes"
+    exactly the time the test gives it, and hook overhead can be simulated with
+    ``per_record_s`` (time that passes every time a mark is recorded).
+    """
+
+    name = "manual"
+
+    def __init__(self, per_record_s: float = 0.0) -> None:
+        self.now = 0.0
+        self.per_record_s = per_record_s
+        self.syncs = 0
+        self._stamps: list[float] = []
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def reserve(self, slots: int) -> None:
+        if slots > len(self._stamps):
+            self._stamps.extend([0.0] * (slots - len(self._stamps)))
+
+    def record(self, slot: int) -> None:
+        self._stamps[slot] = self.now
+        self.now += self.per_record_s
+
+    def sync(self) -> None:
+        self.syncs += 1
+
+    def elapsed_s(self, start: int, end: int) -> float:
+        return self._stamps[end] - self._stamps[start]
+
+
+def clock_for(device: str) -> Clock:
+    """The right clock for a device string (``cpu``, ``cuda``, ``cuda:1``)."""
+    if device.startswith("cuda"):
+        return CudaEventClock(device)
+    return PerfCounterClock()
