@@ -104,6 +104,7 @@ def profile(
     registry: FormulaRegistry = REGISTRY,
     command: str | None = None,
     weights: str | Path | None = None,
+    backward: bool = False,
 ) -> Report:
     """Profile ``model`` (an ``nn.Module`` or a zoo spec such as ``"alexnet"``).
 
@@ -113,6 +114,8 @@ def profile(
     Raises ``ModelFailedError`` (carrying the partial report) when the forward raises.
     ``weights``: a state-dict file (loaded with ``weights_only=True``), checked against the
     model on meta and loaded on a real device.
+    ``backward``: also count a backward pass (gradients of parameters and activations), per
+    layer into ``LayerRecord.backward`` and in total into ``Totals.backward``.
     """
     if mode not in ("eval", "train"):
         raise UsageError(f"--mode must be eval or train, got {mode!r}")
@@ -140,8 +143,10 @@ def profile(
     run, instance, used_device = _count(
         entry, model if isinstance(model, torch.nn.Module) else None,
         specs, given, batch, float_dtype, device, mode, registry, notes,
-        weights=(state, str(weights)) if state is not None else None,
+        weights=(state, str(weights)) if state is not None else None, backward=backward,
     )
+    if run.backward_note:
+        notes.append(run.backward_note)
     if state is not None:
         notes.append(f"weights {weights}: {len(state)} tensors match the model"
                      + (" (checked only: values do not matter on meta)"
@@ -167,10 +172,9 @@ def profile(
     info = ModelInfo(info.spec, type(instance).__name__, info.source)
     report = Report(
         model=info,
-        inputs=tuple(TensorInfo((batch, *s.shape) if given is None else tuple(t.shape), s.dtype)
-                     for s, t in zip(specs, given or [None] * len(specs))),
+        inputs=_input_infos(specs, given, batch),
         device=used_device,
-        totals=model_totals(instance, total_cost),
+        totals=model_totals(instance, total_cost, records[0].backward if records else None),
         layers=tuple(records),
         unsupported_ops=unsupported,
         notes=tuple(notes),
@@ -184,6 +188,13 @@ def profile(
         report = report.with_updates(error=error)
         raise ModelFailedError(error["message"], hint=error.get("hint"), report=report)
     return report
+
+
+def _input_infos(specs: list[InputSpec], given: list[torch.Tensor] | None,
+                 batch: int) -> tuple[TensorInfo, ...]:
+    if given is not None:
+        return tuple(TensorInfo(tuple(t.shape), s.dtype) for s, t in zip(specs, given))
+    return tuple(TensorInfo((batch, *s.shape), s.dtype) for s in specs)
 
 
 def _clip(text: str, limit: int = 500) -> str:
@@ -215,7 +226,7 @@ def _describe_failure(
             return None
         flags = " ".join(f"--input {s}" for s in found.specs)
         outputs = ", ".join(failure.shape_text(s) for s in found.output_shapes)
-        text = f"it runs with {flags} (output {outputs})"
+        text = f"nearest input that runs: {flags} (output {outputs})"
         if spec is not None:
             text += f"; all sizes that run: cnnprof inputs {spec} --input {specs[0]}"
         return text, {"inputs": [str(s) for s in found.specs],
@@ -237,6 +248,7 @@ def _count(
     registry: FormulaRegistry,
     notes: list[str],
     weights: tuple[dict[str, torch.Tensor], str] | None = None,
+    backward: bool = False,
 ) -> tuple[TraceRun, torch.nn.Module, str]:
     train = mode == "train"
     cast = torch_dtype(float_dtype) if float_dtype else None
@@ -257,14 +269,14 @@ def _count(
                 apply_weights(model, *weights)
             args, kwargs = entry.arguments(tensors_on(actual))
             return run_observed(model, lambda: model(*args, **kwargs), train=train,
-                                registry=registry), model, actual
+                                registry=registry, backward=backward), model, actual
         assert instance is not None
         model = instance
         args = tuple(tensors_on(dev))
         current = _model_device(model)
         if current == dev and cast is None and weights is None:
             return run_observed(model, lambda: model(*args), train=train,
-                                registry=registry), model, dev
+                                registry=registry, backward=backward), model, dev
         stand_ins = meta_stand_ins(model, dev)
         if weights is not None:
             stand_ins.update(weight_stand_ins(model, *weights, dev))
@@ -275,7 +287,8 @@ def _count(
             return torch.func.functional_call(model, stand_ins, args, strict=False,
                                               tie_weights=True)
 
-        return run_observed(model, call, train=train, registry=registry), model, dev
+        return run_observed(model, call, train=train, registry=registry,
+                            backward=backward), model, dev
 
     run, model, used = attempt(device)
     if run.error is not None and used == "meta" and _may_retry_on_cpu(run.error, model):
@@ -303,10 +316,10 @@ def _may_retry_on_cpu(error: BaseException, model: torch.nn.Module) -> bool:
 
 
 def _model_device(model: torch.nn.Module) -> str | None:
-    for tensor in model.parameters():
-        return tensor.device.type if tensor.device.type != "cuda" else str(tensor.device)
-    for tensor in model.buffers():
-        return tensor.device.type
+    for param in model.parameters():
+        return param.device.type if param.device.type != "cuda" else str(param.device)
+    for buffer in model.buffers():
+        return buffer.device.type
     return None
 
 

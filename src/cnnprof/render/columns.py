@@ -266,5 +266,4 @@ def resolve_columns(spec: str | None) -> list[Column]:
         else:
             known = ", ".join(list(PRESETS) + list(COLUMNS))
             raise UsageError(f"unknown column or preset {part!r}", hint=f"known: {known}")
-    seen: set[str] = set()
-    return [COLUMNS[k] for k in keys if not (k in seen or seen.add(k))]
+    return [COLUMNS[k] for k in dict.fromkeys(keys)]  # first occurrence wins

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from cnnprof.errors import ModelLoadError, UsageError
+from cnnprof.inputs import InputSpec, parse_input_spec
 from cnnprof.zoo.base import ZooEntry
 
 
@@ -135,11 +136,9 @@ def entry(spec: str, kwargs: dict[str, Any]) -> ZooEntry:
             raise ModelLoadError(f"{attr}(...) returned {type(model).__name__}, not an nn.Module")
         return model
 
-    default_inputs = ()
+    default_inputs: tuple[InputSpec, ...] = ()
     declared = getattr(module, "CNNPROF_INPUTS", None)
     if declared:
-        from cnnprof.inputs import parse_input_spec
-
         default_inputs = tuple(parse_input_spec(str(s)) for s in declared)
     return ZooEntry(
         name=spec,
