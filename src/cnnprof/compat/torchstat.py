@@ -501,7 +501,8 @@ def format_table(report: Report, order: Sequence[str] | None = None) -> str:
     lines = ["  ".join(_cell(text, widths[c], c) for c, text in enumerate(header))]
     lines += ["  ".join(_cell(text, widths[c], c) for c, text in enumerate(r)) for r in body]
     width = len(lines[0])
-    out = lines + [
+    out = [
+        *lines,
         "=" * width,
         f"Total params: {total_params:,}",
         "-" * width,

@@ -207,18 +207,17 @@ class AlexNetLRN(nn.Module):
 
     def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
-        lrn = {"size": 9, "alpha": 1e-3, "beta": 0.75, "k": 1.0}
         self.conv1 = nn.Sequential(OrderedDict([
             ("pad", TFSamePad2d(11, 4)),
             ("conv", nn.Conv2d(3, 64, 11, stride=4)),
             ("relu", nn.ReLU()),
-            ("lrn", nn.LocalResponseNorm(**lrn)),
+            ("lrn", nn.LocalResponseNorm(9, alpha=1e-3, beta=0.75, k=1.0)),
             ("pool", nn.MaxPool2d(3, 2)),
         ]))
         self.conv2 = nn.Sequential(OrderedDict([
             ("conv", nn.Conv2d(64, 192, 5, padding=2)),
             ("relu", nn.ReLU()),
-            ("lrn", nn.LocalResponseNorm(**lrn)),
+            ("lrn", nn.LocalResponseNorm(9, alpha=1e-3, beta=0.75, k=1.0)),
             ("pool", nn.MaxPool2d(3, 2)),
         ]))
         self.conv3 = nn.Sequential(OrderedDict([
@@ -603,7 +602,7 @@ ENTRIES: dict[str, tuple[Callable[..., nn.Module], str, str]] = {
         "BuildAlexNet('new', 10) (seeds/000): only four convolutions"),
     "alexnet_lrn": (
         AlexNetLRN, "3x227x227",
-        "seeds/000's TensorFlow AlexNet: SAME padding, LocalResponseNorm, softmax head, 10 classes"),
+        "seeds/000's TensorFlow AlexNet: SAME padding, LocalResponseNorm, softmax, 10 classes"),
     "alexnet_flatten": (
         AlexNetFlatten, "3x224x224",
         "AlexNet (seeds/002): torchvision layers with an nn.Flatten inside the classifier"),
