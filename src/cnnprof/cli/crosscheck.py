@@ -47,9 +47,9 @@ def register(app: typer.Typer) -> None:
         if fmt == "json":
             sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
             return
-        from rich.console import Console
+        from cnnprof.render.console import make_console
 
-        print_comparison(result, Console(width=width, soft_wrap=False), show_all=show_all)
+        print_comparison(result, make_console(width), show_all=show_all)
 
 
 def run(model: str, inputs: list[str], batch: int, kwargs: dict[str, Any],

@@ -18,9 +18,9 @@ def register(app: typer.Typer) -> None:
         """
         import json
 
-        from rich.console import Console
         from rich.table import Table
 
+        from cnnprof.render.console import make_console
         from cnnprof.zoo import list_models
 
         rows = list_models(filter_text)
@@ -30,5 +30,5 @@ def register(app: typer.Typer) -> None:
         table = Table("Name", "Source", "Task", "Default input", "Description")
         for r in rows:
             table.add_row(r.name, r.source, r.task, r.default_input, r.description)
-        Console().print(table)
+        make_console().print(table)
         typer.echo(f"{len(rows)} models; also timm:NAME, file.py:Class, package.module:factory")
