@@ -162,7 +162,9 @@ def profile(
     ran = {r.name for r in records if r.calls}
     # containers (ModuleList/ModuleDict) are iterated, never called, and parameter-free
     # helpers (FloatFunctional) are used through methods: only unrun weights are worth a note
+    # (MultiheadAttention's out_proj is such a case: its weight goes to a function)
     uncalled = [r.name for r in records if r.calls == 0 and r.params
+                and r.type != "NonDynamicallyQuantizableLinear"
                 and not any(n.startswith(r.name + ".") for n in ran)]
     if uncalled:
         notes.append(f"{len(uncalled)} module(s) never ran in forward: {', '.join(uncalled[:5])}"

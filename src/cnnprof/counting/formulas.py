@@ -12,7 +12,7 @@ on ``meta``, ``cpu`` and ``cuda``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cnnprof.counting.registry import REGISTRY, Formula, OpCost, OpKind
@@ -40,7 +40,7 @@ def first_numel(x: Any) -> int:
     return numel(x)
 
 
-def prod(xs: Sequence[int]) -> int:
+def prod(xs: Iterable[int]) -> int:
     return int(math.prod(xs))
 
 
@@ -229,37 +229,149 @@ def sdpa_kernel(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCo
     return attention_cost(q.shape, k.shape, v.shape, False)
 
 
+def _given(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str) -> Any:
+    """A schema argument passed positionally or by keyword (None when absent)."""
+    return args[index] if len(args) > index else kwargs.get(name)
+
+
+def mha_cost(q_shape: Sequence[int], k_shape: Sequence[int], v_shape: Sequence[int],
+             heads: int, *, in_proj: tuple[int, int, int], in_bias: bool, out_bias: bool,
+             extra_keys: int = 0, has_mask: bool = False, weights_averaged: bool = False,
+             dropout: bool = False) -> OpCost:
+    """Multi-head attention as ``nn.MultiheadAttention`` computes it, whichever kernel runs.
+
+    Shapes are (..., tokens, features) with any leading batch layout; ``in_proj`` holds the
+    input widths of the q, k, v projections (all ``embed`` for the packed weight);
+    ``extra_keys`` counts the key/value rows ``bias_k`` and ``add_zero_attn`` append.
+    MACs: q/k/v projections, q·kᵀ and attn·v per head, output projection.
+    FLOPs: 2 per MAC, bias adds, and :func:`attention_cost`'s scale/softmax/mask; plus one per
+    attention weight for dropout (training) and for averaging the weights over heads.
+    """
+    embed = int(q_shape[-1])
+    head_dim = embed // heads
+    batch = prod(q_shape[:-2]) if len(q_shape) > 2 else 1
+    seq_q = int(q_shape[-2]) if len(q_shape) > 1 else 1
+    seq_k = (int(k_shape[-2]) if len(k_shape) > 1 else 1) + extra_keys
+    tokens_q, tokens_k = batch * seq_q, batch * (seq_k - extra_keys)
+    q_in, k_in, v_in = in_proj
+    proj_macs = tokens_q * q_in * embed + tokens_k * (k_in + v_in) * embed
+    out_macs = tokens_q * embed * embed
+    per_head = (batch * heads, seq_q, head_dim)
+    keys = (batch * heads, seq_k, head_dim)
+    attention = attention_cost(per_head, keys, keys, has_mask)
+    scores = batch * heads * seq_q * seq_k
+    macs = proj_macs + out_macs + attention.macs
+    flops = 2 * (proj_macs + out_macs) + attention.flops
+    flops += (tokens_q + 2 * tokens_k) * embed if in_bias else 0
+    flops += tokens_q * embed if out_bias else 0
+    flops += scores * (int(dropout) + int(weights_averaged))
+    return OpCost(macs, flops)
+
+
+def _tokens_first(shape: Sequence[int]) -> tuple[int, ...]:
+    """(L, N, E) → (N, L, E): the functional MHA takes sequence-first tensors."""
+    return (int(shape[1]), int(shape[0]), int(shape[2])) if len(shape) == 3 else tuple(shape)
+
+
+@REGISTRY.register("function.multi_head_attention_forward")
+def multi_head_attention(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    # F.multi_head_attention_forward(query, key, value, embed_dim_to_check, num_heads,
+    #   in_proj_weight, in_proj_bias, bias_k, bias_v, add_zero_attn, dropout_p,
+    #   out_proj_weight, out_proj_bias, training, key_padding_mask, need_weights, attn_mask,
+    #   use_separate_proj_weight, q_proj_weight, k_proj_weight, v_proj_weight, static_k,
+    #   static_v, average_attn_weights, is_causal)
+    def arg(index: int, name: str, default: Any = None) -> Any:
+        value = _given(args, kwargs, index, name)
+        return default if value is None else value
+
+    query, key, value = arg(0, "query"), arg(1, "key"), arg(2, "value")
+    heads = int(arg(4, "num_heads"))
+    embed = int(query.shape[-1])
+    if arg(17, "use_separate_proj_weight", False):
+        widths = tuple(int(arg(i, n).shape[1]) for i, n in (
+            (18, "q_proj_weight"), (19, "k_proj_weight"), (20, "v_proj_weight")))
+        in_proj = (widths[0], widths[1], widths[2])
+    else:
+        in_proj = (embed, embed, embed)
+    extra = int(arg(7, "bias_k") is not None) + int(bool(arg(9, "add_zero_attn", False)))
+    need_weights = bool(arg(15, "need_weights", True))
+    return mha_cost(
+        _tokens_first(query.shape), _tokens_first(key.shape), _tokens_first(value.shape),
+        heads, in_proj=in_proj, in_bias=arg(6, "in_proj_bias") is not None,
+        out_bias=arg(12, "out_proj_bias") is not None, extra_keys=extra,
+        has_mask=arg(16, "attn_mask") is not None or arg(14, "key_padding_mask") is not None,
+        weights_averaged=need_weights and bool(arg(23, "average_attn_weights", True)),
+        dropout=bool(arg(13, "training", True)) and float(arg(10, "dropout_p", 0.0)) > 0.0,
+    )
+
+
+@REGISTRY.register("aten._native_multi_head_attention")
+def native_multi_head_attention(args: tuple[Any, ...], kwargs: dict[str, Any],
+                                out: Any) -> OpCost:
+    # The fused fast path (batch-first, inference only): (query, key, value, embed_dim,
+    # num_head, qkv_weight, qkv_bias, proj_weight, proj_bias, mask, need_weights,
+    # average_attn_weights, mask_type). Safety net: cnnprof switches the fast path off.
+    query, key, value = args[0], args[1], args[2]
+    embed = int(query.shape[-1])
+    need_weights = bool(_given(args, kwargs, 10, "need_weights") in (None, True))
+    average = _given(args, kwargs, 11, "average_attn_weights") in (None, True)
+    return mha_cost(query.shape, key.shape, value.shape, int(args[4]),
+                    in_proj=(embed, embed, embed), in_bias=_is_tensor(args[6]),
+                    out_bias=_is_tensor(args[8]),
+                    has_mask=_is_tensor(_given(args, kwargs, 9, "mask")),
+                    weights_averaged=need_weights and average)
+
+
+@REGISTRY.register("aten._transformer_encoder_layer_fwd")
+def transformer_encoder_layer(args: tuple[Any, ...], kwargs: dict[str, Any],
+                              out: Any) -> OpCost:
+    # The fused encoder layer (src, embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight,
+    # proj_bias, use_gelu, norm_first, eps, norm_weight_1, norm_bias_1, norm_weight_2,
+    # norm_bias_2, ffn_weight_1, ffn_bias_1, ffn_weight_2, ffn_bias_2, mask, mask_type):
+    # what the unfused layer runs op by op: attention, two residual adds, two affine layer
+    # norms (7 per element), linear → activation (1 per element) → linear.
+    src = args[0]
+    embed = int(src.shape[-1])
+    tokens = numel(src) // embed
+    attention = mha_cost(src.shape, src.shape, src.shape, int(args[2]),
+                         in_proj=(embed, embed, embed), in_bias=_is_tensor(args[4]),
+                         out_bias=_is_tensor(args[6]),
+                         has_mask=_is_tensor(_given(args, kwargs, 18, "mask")))
+    hidden = int(args[14].shape[0])
+    ffn_macs = 2 * tokens * embed * hidden
+    ffn_bias = tokens * hidden * int(_is_tensor(args[15])) + tokens * embed * int(
+        _is_tensor(args[17]))
+    elementwise = 2 * tokens * embed + 2 * 7 * tokens * embed + tokens * hidden
+    return OpCost(attention.macs + ffn_macs,
+                  attention.flops + 2 * ffn_macs + ffn_bias + elementwise)
+
+
 #: Element-wise FLOPs per hidden unit per step of each recurrent cell (gate non-linearities,
 #: products and sums): LSTM 3σ+2tanh+3mul+1add = 9; GRU 2σ+1tanh+3mul+2add+1sub = 9; RNN tanh 1.
 _CELL_FLOPS = {"lstm": 9, "gru": 9, "rnn_tanh": 1, "rnn_relu": 1}
 _GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+#: The ``mode`` argument of the fused RNN kernels (cuDNN's numbering).
+_RNN_MODES = {0: "rnn_relu", 1: "rnn_tanh", 2: "lstm", 3: "gru"}
 
 
 def _recurrent(kind: str) -> Formula:
     def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
         # Two overloads: (input, hx, params, has_biases, num_layers, dropout, train,
-        # bidirectional, batch_first) and the packed (data, batch_sizes, hx, params, ...).
+        # bidirectional, batch_first) and the packed (data, batch_sizes, hx, params,
+        # has_biases, num_layers, dropout, train, bidirectional).
         packed = _is_tensor(args[1]) and args[1].dim() == 1 and not args[1].dtype.is_floating_point
         if packed:
-            data, params = args[0], args[3]
-            steps_x_batch = data.shape[0]
+            data, params, rest = args[0], args[3], args[4:]
         else:
-            data, params = args[0], args[2]
-            batch_first = bool(args[8]) if len(args) > 8 else False
-            if data.dim() == 2:  # unbatched (T, features)
-                steps_x_batch = data.shape[0]
-            else:
-                steps_x_batch = data.shape[0] * data.shape[1] if not batch_first else (
-                    data.shape[1] * data.shape[0])
-        weights = [p for p in params if p.dim() == 2]
-        biases = [p for p in params if p.dim() == 1]
-        macs = sum(prod(w.shape) for w in weights) * steps_x_batch
-        # One cell per (layer, direction): each has one w_hh of shape (gates*H, H or proj).
-        hidden_units = sum(w.shape[0] // _GATES[kind] for w in weights[1::2] if kind != "lstm")
-        if kind == "lstm":
-            step = 3 if len(weights) % 3 == 0 and len(weights) != 2 else 2
-            hidden_units = sum(w.shape[0] // 4 for w in weights[0::step])
-        bias_flops = sum(prod(b.shape) for b in biases) * steps_x_batch
+            data, params, rest = args[0], args[2], args[3:]
+        # every (layer, direction) cell runs once per time step and batch row
+        steps_x_batch = numel(data) // int(data.shape[-1])
+        cells = int(rest[1]) * (2 if bool(rest[4]) else 1)
+        per_cell = len(params) // cells  # w_ih, w_hh, [b_ih, b_hh], [w_hr (LSTM projection)]
+        hidden_units = sum(int(params[c * per_cell + 1].shape[0]) // _GATES[kind]
+                           for c in range(cells))
+        macs = sum(prod(p.shape) for p in params if p.dim() == 2) * steps_x_batch
+        bias_flops = sum(prod(p.shape) for p in params if p.dim() == 1) * steps_x_batch
         flops = 2 * macs + bias_flops + _CELL_FLOPS[kind] * hidden_units * steps_x_batch
         return OpCost(macs, flops)
 
@@ -366,7 +478,8 @@ def _adaptive_pool(dims: int) -> Formula:
         primary = out[0] if isinstance(out, (tuple, list)) else out
         in_spatial, out_spatial = args[0].shape[-dims:], primary.shape[-dims:]
         # the largest window each output element averages or compares over
-        window = prod(-(-int(i) // max(int(o), 1)) for i, o in zip(in_spatial, out_spatial))
+        window = prod([-(-int(i) // max(int(o), 1))
+                       for i, o in zip(in_spatial, out_spatial, strict=True)])
         return OpCost(0, first_numel(out) * window)
 
     return formula
@@ -381,64 +494,263 @@ for _d in (1, 2, 3):
 _register_family(per_output_element(3), "upsample_linear1d _upsample_linear1d_aa")
 _register_family(per_output_element(7), "upsample_bilinear2d _upsample_bilinear2d_aa")
 _register_family(per_output_element(15), "upsample_trilinear3d")
-_register_family(per_output_element(31), "upsample_bicubic2d _upsample_bicubic2d_aa grid_sampler_2d")
+_register_family(per_output_element(31),
+                 "upsample_bicubic2d _upsample_bicubic2d_aa grid_sampler_2d")
 
 
-def _sort(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    # comparison sort: n·⌈log2 n⌉ compares along the sorted dimension, per slice
-    x = args[0]
-    # sort(self, dim), topk(self, k, dim), kthvalue(self, k, dim): dim after k for the latter
-    dim_index = 2 if func_takes_k(kwargs) else 1
-    dim = args[dim_index] if len(args) > dim_index and isinstance(args[dim_index], int) else (
-        kwargs.get("dim", -1))
+def _sorted_dim(x: Any, dim: Any) -> int:
+    """Length of the dimension an op sorts or selects along (the whole tensor when None)."""
     if x.dim() == 0:
-        return OpCost(0, 0)
-    n = int(x.shape[dim if isinstance(dim, int) else -1])
-    return OpCost(0, numel(x) * max(1, math.ceil(math.log2(max(n, 2)))))
+        return 1
+    if not isinstance(dim, int):
+        return numel(x)
+    return int(x.shape[dim])
 
 
-def func_takes_k(kwargs: dict[str, Any]) -> bool:
-    return bool(kwargs.get("_takes_k"))
+def _sort_log(n: int) -> int:
+    return max(1, math.ceil(math.log2(max(n, 2))))
 
 
-def _sort_k(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    return _sort(args, {**kwargs, "_takes_k": True}, out)
+def _dim_at(args: tuple[Any, ...], kwargs: dict[str, Any], index: int) -> Any:
+    """The ``dim`` argument at schema position ``index`` (keyword-only in ``.stable``)."""
+    if len(args) > index and isinstance(args[index], int) and not isinstance(args[index], bool):
+        return args[index]
+    return kwargs.get("dim", -1)
 
 
-for _name in ("sort", "argsort", "median", "msort"):
-    REGISTRY.add(f"aten.{_name}", _sort)
-for _name in ("topk", "kthvalue"):
-    REGISTRY.add(f"aten.{_name}", _sort_k)
+def _sort_along(dim_index: int) -> Formula:
+    # comparison sort: n·⌈log2 n⌉ compares per slice of length n along ``dim``
+    def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+        x = args[0]
+        n = _sorted_dim(x, _dim_at(args, kwargs, dim_index))
+        return OpCost(0, numel(x) * _sort_log(n))
+
+    return formula
+
+
+REGISTRY.add("aten.sort", _sort_along(1))  # (self, dim=-1, descending)
+REGISTRY.add("aten.argsort", _sort_along(1))  # (self, dim=-1, descending)
+REGISTRY.add("aten.topk", _sort_along(2))  # (self, k, dim=-1, largest, sorted): dim is third
+
+
+@REGISTRY.register("aten.msort")
+def msort(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    # msort sorts along dimension 0
+    x = args[0]
+    return OpCost(0, numel(x) * _sort_log(_sorted_dim(x, 0)))
+
+
+@REGISTRY.register("aten.kthvalue", "aten.median", "aten.nanmedian", "aten.mode")
+def select_kth(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    # selection (quickselect) is linear: one compare per input element
+    return OpCost(0, numel(args[0]))
+
 
 # Dropout in training: one multiply per element by the scaled mask.
 _register_family(per_output_element(1), "native_dropout")
 
 
+# -- backward ops (``--backward``) -------------------------------------------------------------
+#
+# A backward pass runs its own aten ops; each is costed like a forward op. Convolutions and
+# matmuls (their backward is ``mm``/``bmm``) cost their forward MACs once per gradient they
+# produce; the other families use the simple rules below, written in docs/conventions.md.
+
+
+@REGISTRY.register("aten.convolution_backward")
+def convolution_backward(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    # (grad_output, input, weight, bias_sizes, stride, padding, dilation, transposed,
+    #  output_padding, groups, output_mask): grad_input and grad_weight each cost the
+    # forward's MACs; grad_bias sums grad_output (one add per element).
+    grad_output, input_, weight = args[0], args[1], args[2]
+    transposed = bool(args[7])
+    mask = list(args[10]) if len(args) > 10 else list(kwargs.get("output_mask", [True] * 3))
+    forward = (numel(input_) if transposed else numel(grad_output)) * prod(weight.shape[1:])
+    macs = forward * (int(mask[0]) + int(mask[1]))
+    return OpCost(macs, 2 * macs + (numel(grad_output) if mask[2] else 0))
+
+
+def _twice_forward(forward: Formula, shift: int) -> Formula:
+    """The backward of a normalisation: twice its forward FLOPs (the rule of thumb that a
+    gradient costs two forwards). ``shift``: how many leading arguments (grad_out) the backward
+    schema puts before the forward's arguments."""
+
+    def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+        return OpCost(0, 2 * forward(args[shift:], kwargs, out).flops)
+
+    return formula
+
+
+# native_batch_norm_backward(grad_out, input, weight, running_mean, running_var, save_mean,
+# save_invstd, train, ...): after dropping grad_out, ``train`` sits at index 6.
+REGISTRY.add("aten.native_batch_norm_backward", _twice_forward(_bn(6), 1))
+# batch_norm_backward(grad_out, input, weight, ..., update, ...): ``update`` at index 6 too
+REGISTRY.add("aten.batch_norm_backward", _twice_forward(_bn(6), 1))
+
+
+@REGISTRY.register("aten.cudnn_batch_norm_backward", "aten.miopen_batch_norm_backward")
+def vendor_batch_norm_backward(args: tuple[Any, ...], kwargs: dict[str, Any],
+                               out: Any) -> OpCost:
+    # (input, grad_output, weight, ...): always training statistics, affine
+    return OpCost(0, 2 * (2 + 2 + 3) * numel(args[0]))
+
+
+# native_layer_norm_backward(grad_out, input, normalized_shape, mean, rstd, weight, bias, ...)
+REGISTRY.add("aten.native_layer_norm_backward",
+             _twice_forward(lambda a, k, o: OpCost(0, (5 + 2 * _is_tensor(a[4])) * numel(a[0])),
+                            1))
+# native_group_norm_backward(grad_out, input, mean, rstd, weight, N, C, HxW, group, mask)
+REGISTRY.add("aten.native_group_norm_backward",
+             _twice_forward(lambda a, k, o: OpCost(0, (5 + 2 * _is_tensor(a[3])) * numel(a[0])),
+                            1))
+# _fused_rms_norm_backward(grad_out, input, normalized_shape, rstd, weight, output_mask)
+REGISTRY.add("aten._fused_rms_norm_backward",
+             _twice_forward(lambda a, k, o: OpCost(0, (3 + _is_tensor(a[3])) * numel(a[0])), 1))
+
+
+def per_grad_element(flops: int) -> Formula:
+    """``flops`` per element of the incoming gradient (args[0])."""
+
+    def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+        return OpCost(0, flops * numel(args[0]))
+
+    return formula
+
+
+# Element-wise backward: one FLOP per gradient element, as their forward counts one.
+_register_family(
+    per_output_element(1),
+    """gelu_backward silu_backward hardswish_backward hardsigmoid_backward elu_backward
+    leaky_relu_backward hardtanh_backward softplus_backward mish_backward
+    log_sigmoid_backward tanh_backward glu_backward _prelu_kernel_backward
+    softshrink_backward hardshrink_backward""",
+)
+# softmax backward: y·(dy − Σ dy·y): multiply, sum, subtract, multiply = 4 per element;
+# log-softmax backward: dy − exp(y)·Σ dy = 3 per element.
+_register_family(per_output_element(4), "_softmax_backward_data")
+_register_family(per_output_element(3), "_log_softmax_backward_data")
+# Dropout backward: grad · mask · scale.
+_register_family(per_output_element(2), "native_dropout_backward")
+# Max pooling backward scatters each gradient element to its arg-max: one add each.
+_register_family(
+    per_grad_element(1),
+    """max_pool1d_with_indices_backward max_pool2d_with_indices_backward
+    max_pool3d_with_indices_backward adaptive_max_pool1d_backward adaptive_max_pool2d_backward
+    adaptive_max_pool3d_backward embedding_dense_backward upsample_nearest1d_backward
+    upsample_nearest2d_backward upsample_nearest3d_backward _upsample_nearest_exact1d_backward
+    _upsample_nearest_exact2d_backward _upsample_nearest_exact3d_backward""",
+)
+# Interpolation backward spreads each gradient element over the forward's taps.
+_register_family(per_grad_element(3), "upsample_linear1d_backward")
+_register_family(per_grad_element(7), "upsample_bilinear2d_backward")
+_register_family(per_grad_element(15), "upsample_trilinear3d_backward")
+_register_family(per_grad_element(31), "upsample_bicubic2d_backward grid_sampler_2d_backward")
+
+
+def _avg_pool_backward(dims: int) -> Formula:
+    # (grad_output, self, kernel_size, ...): each gradient element is shared by its window
+    def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+        return OpCost(0, numel(args[0]) * _window(args[2], dims))
+
+    return formula
+
+
+for _d in (2, 3):
+    REGISTRY.add(f"aten.avg_pool{_d}d_backward", _avg_pool_backward(_d))
+    # adaptive average pooling backward: one add per input element
+    REGISTRY.add(f"aten._adaptive_avg_pool{_d}d_backward",
+                 lambda a, k, o: OpCost(0, numel(a[1])))
+
+
+def _attention_backward(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    # (grad_out, query, key, value, ...): dV = Pᵀ·dO, dP = dO·Vᵀ, dQ = dS·K, dK = dSᵀ·Q:
+    # twice the forward MACs; softmax backward (4) and the scale (1) per score.
+    q, k, v = args[1], args[2], args[3]
+    forward = attention_cost(q.shape, k.shape, v.shape, False)
+    scores = prod(q.shape[:-1]) * int(k.shape[-2])
+    return OpCost(2 * forward.macs, 4 * forward.macs + 5 * scores)
+
+
+for _name in ("_scaled_dot_product_flash_attention_for_cpu_backward",
+              "_scaled_dot_product_flash_attention_backward",
+              "_scaled_dot_product_efficient_attention_backward",
+              "_scaled_dot_product_cudnn_attention_backward",
+              "_scaled_dot_product_fused_attention_overrideable_backward"):
+    REGISTRY.add(f"aten.{_name}", _attention_backward)
+
+
+@REGISTRY.register("aten.mkldnn_rnn_layer_backward")
+def mkldnn_rnn_layer_backward(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    # One (layer, direction) of the CPU's fused RNN backward: (input, w_ih, w_hh, b_ih, b_hh,
+    # hx, cx, output, hy, cy, grad_output, grad_hy, grad_cy, reverse, mode, hidden_size, ...).
+    # Gradients of inputs, hidden state and both weights: twice the forward MACs; bias
+    # gradients (sums) and the gate gradients (twice the forward's element-wise count).
+    x, w_ih, w_hh = args[0], args[1], args[2]
+    steps_x_batch = numel(x) // int(x.shape[-1])
+    kind = _RNN_MODES.get(int(args[14]), "lstm")
+    forward_macs = (prod(w_ih.shape) + prod(w_hh.shape)) * steps_x_batch
+    hidden = int(w_hh.shape[0]) // _GATES[kind]
+    bias = (numel(args[3]) + numel(args[4])) * steps_x_batch if bool(args[17]) else 0
+    cell = 2 * _CELL_FLOPS[kind] * hidden * steps_x_batch
+    return OpCost(2 * forward_macs, 4 * forward_macs + bias + cell)
+
+
+@REGISTRY.register("aten._cudnn_rnn_backward", "aten.miopen_rnn_backward")
+def cudnn_rnn_backward(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    # (input, weight[], weight_stride0, weight_buf, hx, cx, output, grad_output, grad_hy,
+    #  grad_cy, mode, hidden_size, proj_size, num_layers, batch_first, dropout, train,
+    #  bidirectional, ...): twice the whole RNN's forward MACs, as above.
+    x, weights = args[0], [w for w in args[1] if _is_tensor(w)]
+    steps_x_batch = numel(x) // int(x.shape[-1])
+    kind = _RNN_MODES.get(int(args[10]), "lstm")
+    forward_macs = sum(prod(w.shape) for w in weights if w.dim() == 2) * steps_x_batch
+    bias = sum(prod(w.shape) for w in weights if w.dim() == 1) * steps_x_batch
+    cells = int(args[13]) * (2 if bool(args[17]) else 1)
+    cell = 2 * _CELL_FLOPS[kind] * int(args[11]) * cells * steps_x_batch
+    return OpCost(2 * forward_macs, 4 * forward_macs + bias + cell)
+
+
+@REGISTRY.register("aten._thnn_fused_lstm_cell_backward_impl",
+                   "aten._thnn_fused_gru_cell_backward")
+def fused_cell_backward(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    # element-wise gate gradients: twice the forward's 9 per hidden unit (the matmuls of a
+    # cell's backward run as separate mm ops)
+    grad = next((a for a in args if _is_tensor(a)), None)
+    return OpCost(0, 2 * _CELL_FLOPS["lstm"] * numel(grad))
+
+
 # -- kinds without formulas -------------------------------------------------------------------
 
-REGISTRY.mark(OpKind.VIEW, [f"aten.{n}" for n in """view _unsafe_view reshape _reshape_alias
-    expand expand_as permute transpose t squeeze unsqueeze flatten unflatten select slice
-    split split_with_sizes unsafe_split unsafe_split_with_sizes chunk unbind narrow as_strided
-    alias detach view_as view_as_real view_as_complex diagonal unfold movedim swapaxes
-    squeeze_ unsqueeze_ transpose_ t_ lift_fresh sym_size sym_stride sym_numel
-    _has_compatible_shallow_copy_type is_same_size sym_storage_offset dim size stride
-    numel _local_scalar_dense item is_nonzero _to_dense_copy_unused set_
-    _nested_tensor_from_mask_left_aligned conj resolve_conj resolve_neg _conj _neg_view
-    real imag split_copy""".split()])
+_VIEWS = """
+    view _unsafe_view reshape _reshape_alias expand expand_as permute transpose t squeeze
+    unsqueeze flatten unflatten select slice split split_with_sizes unsafe_split
+    unsafe_split_with_sizes chunk unbind narrow as_strided alias detach view_as view_as_real
+    view_as_complex diagonal unfold movedim swapaxes squeeze_ unsqueeze_ transpose_ t_
+    lift_fresh sym_size sym_stride sym_numel _has_compatible_shallow_copy_type is_same_size
+    sym_storage_offset dim size stride numel _local_scalar_dense item is_nonzero
+    _to_dense_copy_unused set_ _nested_tensor_from_mask_left_aligned conj resolve_conj
+    resolve_neg _conj _neg_view real imag split_copy
+"""
+REGISTRY.mark(OpKind.VIEW, [f"aten.{n}" for n in _VIEWS.split()])
 
-REGISTRY.mark(OpKind.MOVEMENT, [f"aten.{n}" for n in """clone copy_ copy _to_copy to
-    contiguous cat stack hstack vstack constant_pad_nd pad reflection_pad1d
-    reflection_pad2d reflection_pad3d replication_pad1d replication_pad2d replication_pad3d
-    index index_select gather scatter scatter_add index_put index_put_ index_add
-    masked_fill masked_fill_ masked_select masked_scatter embedding embedding_bag
-    _embedding_bag repeat repeat_interleave roll flip tile fill fill_ zero_ zeros
-    zeros_like ones ones_like empty empty_like empty_strided full full_like new_zeros
-    new_ones new_empty new_full new_empty_strided arange linspace logspace eye scalar_tensor
-    tensor bernoulli bernoulli_ rand rand_like randn randn_like randint randperm uniform_
-    normal_ pixel_shuffle pixel_unshuffle channel_shuffle native_channel_shuffle
-    upsample_nearest1d upsample_nearest2d upsample_nearest3d _upsample_nearest_exact1d
+_MOVEMENT = """
+    clone copy_ copy _to_copy to contiguous cat stack hstack vstack constant_pad_nd pad
+    reflection_pad1d reflection_pad2d reflection_pad3d replication_pad1d replication_pad2d
+    replication_pad3d index index_select gather scatter scatter_add index_put index_put_
+    index_add masked_fill masked_fill_ masked_select masked_scatter embedding embedding_bag
+    _embedding_bag repeat repeat_interleave roll flip tile fill fill_ zero_ zeros zeros_like
+    ones ones_like empty empty_like empty_strided full full_like new_zeros new_ones
+    new_empty new_full new_empty_strided arange linspace logspace eye scalar_tensor tensor
+    bernoulli bernoulli_ rand rand_like randn randn_like randint randperm uniform_ normal_
+    pixel_shuffle pixel_unshuffle channel_shuffle native_channel_shuffle upsample_nearest1d
+    upsample_nearest2d upsample_nearest3d _upsample_nearest_exact1d
     _upsample_nearest_exact2d _upsample_nearest_exact3d im2col col2im tril triu
     _unsafe_index _unsafe_index_put slice_scatter select_scatter diagonal_scatter
-    as_strided_scatter one_hot nonzero unique _unique2 lift _pin_memory searchsorted bucketize tril_indices triu_indices _assert_async
-    _assert_tensor_metadata _functional_assert_async resize_ resize_as_ detach_
-    dropout feature_dropout alpha_dropout type_as _foreach_copy_""".split()])
+    as_strided_scatter one_hot nonzero unique _unique2 lift _pin_memory searchsorted
+    bucketize tril_indices triu_indices _assert_async _assert_tensor_metadata
+    _functional_assert_async resize_ resize_as_ detach_ dropout feature_dropout
+    alpha_dropout type_as _foreach_copy_ select_backward slice_backward as_strided_backward
+    diagonal_backward unfold_backward _unsafe_masked_index
+    _unsafe_masked_index_put_accumulate
+"""
+REGISTRY.mark(OpKind.MOVEMENT, [f"aten.{n}" for n in _MOVEMENT.split()])

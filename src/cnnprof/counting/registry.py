@@ -87,6 +87,13 @@ class FormulaRegistry:
     def formula(self, name: str) -> Formula | None:
         return self._formulas.get(self._resolve(name))
 
+    def copy(self) -> FormulaRegistry:
+        """An independent registry with the same entries (override formulas for one run)."""
+        other = FormulaRegistry()
+        other._formulas = dict(self._formulas)
+        other._kinds = dict(self._kinds)
+        return other
+
     def names(self, kind: OpKind | None = None) -> list[str]:
         return sorted(n for n, k in self._kinds.items() if kind is None or k is kind)
 

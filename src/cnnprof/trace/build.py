@@ -10,7 +10,6 @@ import torch
 from cnnprof.report import Cost, LayerRecord, Totals
 from cnnprof.trace.observers import Node
 
-
 #: Hyper-parameters worth showing, read from modules that have them.
 _ATTRIBUTES = (
     "in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
@@ -26,7 +25,9 @@ _ATTRIBUTES = (
 def _plain(value: Any) -> Any:
     if isinstance(value, (bool, int, float, str)) or value is None:
         return value
-    if isinstance(value, (tuple, list)) and all(isinstance(v, (bool, int, float, str)) for v in value):
+    if isinstance(value, (tuple, list)) and all(
+        isinstance(v, (bool, int, float, str)) for v in value
+    ):
         return list(value)
     return None
 
@@ -66,11 +67,10 @@ def ordered_nodes(root: Node) -> list[Node]:
 def own_parameters(module: torch.nn.Module) -> list[torch.Tensor]:
     """A module's own parameters, including the packed weights of quantized modules
     (``torch.ao.nn.quantized.Conv2d`` keeps them behind ``weight()``/``bias()``)."""
-    params = [p for p in module._parameters.values() if p is not None]
+    params: list[torch.Tensor] = [p for p in module._parameters.values() if p is not None]
     accessor = getattr(type(module), "weight", None)
-    if not params and callable(accessor) and hasattr(module, "_packed_params") or (
-        not params and callable(accessor) and type(module).__module__.startswith("torch.ao.nn.quantized")
-    ):
+    quantized = type(module).__module__.startswith("torch.ao.nn.quantized")
+    if not params and callable(accessor) and (hasattr(module, "_packed_params") or quantized):
         try:
             weight, bias = module.weight(), module.bias()  # type: ignore[operator]
         except Exception:  # not a packed-weight module after all
@@ -113,7 +113,7 @@ class _ParamStats:
                 acc = list(self.own[id(node)])
                 for child in node.children:
                     child_stats = self.inclusive[id(child)]
-                    acc = [a + c for a, c in zip(acc, child_stats)]
+                    acc = [a + c for a, c in zip(acc, child_stats, strict=True)]
                 self.inclusive[id(node)] = (acc[0], acc[1], acc[2], acc[3])
                 continue
             own = own_parameters(node.module)
@@ -139,7 +139,7 @@ def _stats(params: list[torch.Tensor], buffers: list[torch.Tensor]) -> tuple[int
     return numel, trainable, buffer_elems, nbytes
 
 
-def model_totals(model: torch.nn.Module, cost: Cost) -> Totals:
+def model_totals(model: torch.nn.Module, cost: Cost, backward: Cost | None = None) -> Totals:
     params = unique_parameters(model)  # tied weights once
     buffers = list(model.buffers())
     numel = sum(p.numel() for p in params)
@@ -152,6 +152,7 @@ def model_totals(model: torch.nn.Module, cost: Cost) -> Totals:
         param_bytes=sum(p.numel() * p.element_size() for p in params),
         buffer_bytes=sum(b.numel() * b.element_size() for b in buffers),
         **cost.to_dict(),
+        backward=backward,
     )
 
 
@@ -160,6 +161,7 @@ def freeze(root: Node) -> tuple[list[LayerRecord], Cost, dict[str, int]]:
     nodes = ordered_nodes(root)
     stats = _ParamStats(nodes)
     inclusive: dict[int, Cost] = {}
+    backward: dict[int, Cost] = {}
     unsupported_total: Counter[str] = Counter()
     for node in reversed(nodes):
         own = Cost(node.macs, node.flops, node.act, node.read, node.write)
@@ -167,10 +169,16 @@ def freeze(root: Node) -> tuple[list[LayerRecord], Cost, dict[str, int]]:
         for child in node.children:
             total = total + inclusive[id(child)]
         inclusive[id(node)] = total
+        if node.bwd is not None:
+            back = Cost(*node.bwd)
+            for child in node.children:
+                back = back + backward.get(id(child), Cost())
+            backward[id(node)] = back
         unsupported_total.update(node.unsupported)
     records = []
     for node in nodes:
         own_cost = Cost(node.macs, node.flops, node.act, node.read, node.write)
+        total = inclusive[id(node)]
         numel, trainable, buffer_elems, nbytes = stats.inclusive[id(node)]
         records.append(
             LayerRecord(
@@ -188,9 +196,14 @@ def freeze(root: Node) -> tuple[list[LayerRecord], Cost, dict[str, int]]:
                 trainable_params=trainable,
                 buffers=buffer_elems,
                 param_bytes=nbytes,
-                **inclusive[id(node)].to_dict(),
+                macs=total.macs,
+                flops=total.flops,
+                activation_bytes=total.activation_bytes,
+                read_bytes=total.read_bytes,
+                write_bytes=total.write_bytes,
                 self_cost=own_cost,
                 unsupported_ops=dict(node.unsupported),
+                backward=backward.get(id(node)),
                 attributes=module_attributes(node.module),
             )
         )

@@ -11,7 +11,13 @@ from typing import Any
 import torch
 
 from cnnprof.counting import REGISTRY, FormulaRegistry
-from cnnprof.trace.observers import FusedFunctionObserver, ModuleObserver, OpObserver
+from cnnprof.trace.observers import (
+    BackwardOpObserver,
+    FusedFunctionObserver,
+    ModuleObserver,
+    OpObserver,
+)
+from cnnprof.trace.structure import iter_tensors
 
 
 @dataclass
@@ -20,6 +26,8 @@ class TraceRun:
     output: Any
     error: BaseException | None
     printed: str
+    #: why a requested backward pass was not counted (None when it was, or not requested)
+    backward_note: str | None = None
 
 
 @contextlib.contextmanager
@@ -42,7 +50,9 @@ def preserved_state(model: torch.nn.Module, *, train: bool) -> Iterator[None]:
         torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
-def meta_stand_ins(model: torch.nn.Module, device: str | torch.device = "meta") -> dict[str, torch.Tensor]:
+def meta_stand_ins(
+    model: torch.nn.Module, device: str | torch.device = "meta"
+) -> dict[str, torch.Tensor]:
     """Parameters and buffers as fresh tensors on ``device`` (meta: no memory at all)."""
     out: dict[str, torch.Tensor] = {}
     for name, p in model.named_parameters(remove_duplicate=False):
@@ -61,33 +71,61 @@ def run_observed(
     grad: bool = False,
     registry: FormulaRegistry = REGISTRY,
     count: bool = True,
+    backward: bool = False,
 ) -> TraceRun:
     """Run ``call()`` (which calls ``model``) under both observers.
 
-    Exceptions from the forward are captured into the result, never raised, so callers can
-    report the layers that did run; KeyboardInterrupt propagates after the cleanup.
+    With ``backward`` the forward runs with autograd on and a backward pass from every
+    floating-point output follows (gradient of ones, as for ``output.sum()``), costed per module
+    into ``Node.bwd``. Exceptions from the forward are captured into the result, never raised,
+    so callers can report the layers that did run; KeyboardInterrupt propagates after the
+    cleanup.
     """
-    modules = ModuleObserver(model)
+    modules = ModuleObserver(model, track_grad=backward and count)
     ops = OpObserver(modules, registry)
     fused = FusedFunctionObserver(ops)
     printed = io.StringIO()
     output: Any = None
     error: BaseException | None = None
+    backward_note: str | None = None
     modules.attach()
     try:
         with preserved_state(model, train=train), contextlib.redirect_stdout(printed):
-            grad_ctx = torch.enable_grad() if grad else torch.no_grad()
+            grad_ctx = torch.enable_grad() if grad or backward else torch.no_grad()
             with grad_ctx:
                 if count:
                     with fused, ops:
                         output = call()
                 else:
                     output = call()
+                if backward and count:
+                    modules.claim(output, modules.root)  # ops after the last module returned
+                    backward_note = _run_backward(modules, output, registry)
     except Exception as exc:  # the model's failure is data for the report
         error = exc
     finally:
         modules.detach()
-    return TraceRun(modules, output, error, printed.getvalue())
+    return TraceRun(modules, output, error, printed.getvalue(), backward_note)
+
+
+def _run_backward(modules: ModuleObserver, output: Any, registry: FormulaRegistry) -> str | None:
+    """Differentiate the forward's floating-point outputs; returns a note when it cannot."""
+    roots = [t for t in iter_tensors(output) if t.is_floating_point() and t.requires_grad]
+    if not roots:
+        return "no output requires grad (frozen parameters?); the backward pass is not counted"
+    for node in modules.nodes.values():
+        node.bwd = [0, 0, 0, 0, 0]
+    # torch.autograd.grad (not .backward) so nothing lands in the user's parameters' .grad;
+    # the leaves are what the forward's graph reaches (meta stand-ins under functional_call).
+    seeds = [torch.ones_like(t) for t in roots]
+    leaves = [t for t in modules.grad_leaves if t.requires_grad]
+    try:
+        with BackwardOpObserver(modules, registry):
+            torch.autograd.grad(roots, leaves or roots, grad_outputs=seeds, allow_unused=True)
+    except RuntimeError as exc:
+        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return f"the backward pass failed ({line[:160]}); its cost is partial"
+    return None
 
 
 def needs_real_values(error: BaseException) -> bool:

@@ -20,14 +20,15 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from cnnprof.counting import REGISTRY, FormulaRegistry, OpKind
 from cnnprof.counting import formulas as _formulas  # noqa: F401  (registers the built-ins)
 from cnnprof.counting import vision_ops as _vision_ops  # noqa: F401
-from cnnprof.trace.structure import shapes_and_dtypes, tensor_bytes
+from cnnprof.trace.meta_cache import run_op
+from cnnprof.trace.structure import iter_tensors, shapes_and_dtypes, tensor_bytes
 
 
 class Node:
     """Mutable per-module state while tracing; frozen into a LayerRecord afterwards."""
 
     __slots__ = (
-        "act", "calls", "children", "depth", "flops", "input_dtypes", "input_shapes", "macs",
+        "act", "bwd", "calls", "children", "depth", "flops", "input_dtypes", "input_shapes", "macs",
         "module", "name", "order", "output_dtypes", "output_shapes", "parent", "read",
         "type", "unsupported", "write",
     )
@@ -37,7 +38,7 @@ class Node:
         self.module = module
         self.type = type(module).__name__
         self.parent = parent
-        self.depth = 0 if parent is None else parent.depth + 1
+        self.depth: int = 0 if parent is None else parent.depth + 1
         self.children: list[Node] = []
         self.calls = 0
         self.order = -1
@@ -52,13 +53,24 @@ class Node:
         self.read = 0
         self.write = 0
         self.unsupported: Counter[str] = Counter()
+        #: backward self cost [macs, flops, activation, read, write]; None without --backward
+        self.bwd: list[int] | None = None
 
 
 class ModuleObserver:
-    """Hooks every module once; tracks the running-module stack and first-call shapes."""
+    """Hooks every module once; tracks the running-module stack and first-call shapes.
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    With ``track_grad`` it also records which module created each autograd node, so a later
+    backward pass can charge its ops to the module whose forward they differentiate.
+    """
+
+    def __init__(self, model: torch.nn.Module, *, track_grad: bool = False) -> None:
         self.nodes: dict[int, Node] = {}
+        self.track_grad = track_grad
+        #: autograd node → the module whose forward created it (``track_grad`` only)
+        self.grad_owner: dict[Any, Node] = {}
+        #: leaf tensors (parameters, inputs that require grad) the forward's graph reaches
+        self.grad_leaves: list[torch.Tensor] = []
         self.root = self._build_tree(model)
         self.stack: list[Node] = []
         self._handles: list[Any] = []
@@ -95,7 +107,9 @@ class ModuleObserver:
             self._handles.append(
                 module.register_forward_pre_hook(self._pre_hook(node), with_kwargs=True)
             )
-            self._handles.append(module.register_forward_hook(self._post_hook(node), always_call=True))
+            self._handles.append(
+                module.register_forward_hook(self._post_hook(node), always_call=True)
+            )
 
     def detach(self) -> None:
         for handle in self._handles:
@@ -110,6 +124,10 @@ class ModuleObserver:
                 node.order = self._next_order
                 self._next_order += 1
                 node.input_shapes, node.input_dtypes = shapes_and_dtypes((args, kwargs))
+            if self.track_grad:
+                # whatever produced the inputs and is still unclaimed ran in the caller's own
+                # forward (children claim theirs when they finish)
+                self.claim((args, kwargs), self.current)
             self.stack.append(node)
 
         return hook
@@ -124,6 +142,8 @@ class ModuleObserver:
                 return
             if node.calls == 1:
                 node.output_shapes, node.output_dtypes = shapes_and_dtypes(output)
+            if self.track_grad:
+                self.claim(output, node)
             self.last_finished = node
 
         return hook
@@ -132,15 +152,57 @@ class ModuleObserver:
     def current(self) -> Node:
         return self.stack[-1] if self.stack else self.root
 
+    def claim(self, obj: Any, node: Node) -> None:
+        """Attribute the not yet claimed autograd nodes behind the tensors in ``obj`` to ``node``.
+
+        Walks ``grad_fn.next_functions`` back to nodes claimed earlier: a child module claims
+        what its forward created when it returns, so what is left belongs to ``node``. Each
+        autograd node is visited once over the whole forward.
+        """
+        owner = self.grad_owner
+        todo = [t.grad_fn for t in iter_tensors(obj) if t.grad_fn is not None]
+        while todo:
+            fn = todo.pop()
+            if fn in owner:
+                continue
+            owner[fn] = node
+            variable = getattr(fn, "variable", None)  # AccumulateGrad: a leaf tensor
+            if isinstance(variable, torch.Tensor):
+                self.grad_leaves.append(variable)
+            for nxt, _ in fn.next_functions:
+                if nxt is not None and nxt not in owner:
+                    todo.append(nxt)
+
+
+#: Ops whose extra outputs are bookkeeping whose size depends on the kernel: batch norm in
+#: eval returns empty ``save_mean``/``save_invstd`` on the CPU but C-sized ones on meta.
+#: Only their first output counts as written, so every device reports the same bytes.
+_PRIMARY_OUTPUT_ONLY = frozenset(
+    f"aten.{n}" for n in ("native_batch_norm", "_native_batch_norm_legit",
+                          "_native_batch_norm_legit_no_training",
+                          "_native_batch_norm_legit_functional", "cudnn_batch_norm",
+                          "miopen_batch_norm", "_batch_norm_with_update",
+                          "_batch_norm_no_update", "batch_norm")
+)
+
 
 class _OpInfo:
-    __slots__ = ("formula", "kind", "mutable", "name")
+    __slots__ = ("formula", "kind", "mutable", "name", "primary_only")
 
     def __init__(self, name: str, kind: OpKind, formula: Any, mutable: bool) -> None:
         self.name = name
         self.kind = kind
         self.formula = formula
         self.mutable = mutable
+        self.primary_only = name in _PRIMARY_OUTPUT_ONLY
+
+    def written(self, out: Any) -> int:
+        """Bytes the op writes: its outputs (the first only for ``primary_only`` ops)."""
+        if isinstance(out, torch.Tensor):
+            return out.numel() * out.element_size()
+        if self.primary_only and isinstance(out, (tuple, list)) and out:
+            return tensor_bytes(out[0])
+        return tensor_bytes(out)
 
 
 class OpObserver(TorchDispatchMode):
@@ -171,7 +233,7 @@ class OpObserver(TorchDispatchMode):
                            kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         try:
-            out = func(*args, **kwargs)
+            out = run_op(func, args, kwargs)  # memoised on meta (trace/meta_cache.py)
         except Exception as exc:  # zero cost unless raised; the failure report names the op
             self.modules.failed_op = (self._info(func).name, args, kwargs, exc)
             raise
@@ -181,8 +243,7 @@ class OpObserver(TorchDispatchMode):
         if info.kind is OpKind.VIEW:
             return out
         node = self.modules.current
-        written = tensor_bytes(out) if not isinstance(out, torch.Tensor) else (
-            out.numel() * out.element_size())
+        written = info.written(out)
         node.read += tensor_bytes(args)
         node.write += written
         if not info.mutable:
@@ -200,10 +261,52 @@ class OpObserver(TorchDispatchMode):
         return out
 
 
+#: ``torch._C._current_autograd_node`` (the node the engine is running) is private API; when a
+#: torch build lacks it, every backward op is charged to the root.
+_current_autograd_node = getattr(torch._C, "_current_autograd_node", lambda: None)
+
+
+class BackwardOpObserver(OpObserver):
+    """Costs the ops of a backward pass, charging each to the module that created the autograd
+    node being run (``ModuleObserver.grad_owner``); nodes outside any module go to the root."""
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        info = self._info(func)
+        if info.kind is OpKind.VIEW:
+            return out
+        modules = self.modules
+        node = modules.grad_owner.get(_current_autograd_node(), modules.root)
+        cost = node.bwd
+        if cost is None:
+            cost = node.bwd = [0, 0, 0, 0, 0]
+        written = info.written(out)
+        cost[3] += tensor_bytes(args)
+        cost[4] += written
+        if not info.mutable:
+            cost[2] += written
+        if info.kind is OpKind.COMPUTE:
+            op = info.formula(args, kwargs, out)
+            cost[0] += op.macs
+            cost[1] += op.flops
+        elif info.kind is OpKind.UNSUPPORTED:
+            node.unsupported[info.name] += 1
+        return out
+
+
 def _fused_functions() -> dict[Any, str]:
     import torch.nn.functional as F
 
-    table: dict[Any, str] = {F.scaled_dot_product_attention: "function.scaled_dot_product_attention"}
+    table: dict[Any, str] = {
+        F.scaled_dot_product_attention: "function.scaled_dot_product_attention",
+        # A TorchFunctionMode never sees the calls nested inside a function it handles, so the
+        # attention inside multi_head_attention_forward would run as whatever kernel the
+        # device picks (a fused CPU kernel, or mul/bmm/softmax on meta) and cost differently
+        # per device. Costing the whole function by formula keeps meta, cpu and cuda equal.
+        F.multi_head_attention_forward: "function.multi_head_attention_forward",
+    }
     for name in ("lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell",
                  "rnn_tanh_cell", "rnn_relu_cell"):
         table[getattr(torch, name)] = f"function.{name}"

@@ -179,3 +179,17 @@ def entry(name: str) -> ZooEntry:
         task=task,
         extra={"weights": f"{type(weights).__name__}.{weights.name}" if weights else None},
     )
+
+
+def deploy_kwargs_for(name: str, weights: Any) -> dict[str, Any]:
+    """Constructor arguments of ``name`` configured as ``weights`` (any entry, not only
+    DEFAULT) configures it: its number of classes, ViT image size, aux heads."""
+    import torchvision
+
+    return deploy_kwargs(name, weights, torchvision.models.get_model_builder(name))
+
+
+def weights_input(weights: Any) -> InputSpec:
+    """A classification weights entry's eval input: 3×crop×crop."""
+    h, w = _crop(weights, 224)
+    return InputSpec((3, h, w))
