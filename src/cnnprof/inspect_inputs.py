@@ -274,7 +274,11 @@ def _bases(model: torch.nn.Module, spec: InputSpec, error: str) -> list[tuple[st
     text = error.lower()
     if any(word in text for word in _DTYPE_WORDS):
         floating = spec.dtype.startswith(("float", "bfloat"))
-        other = "int64" if floating else "float32"
+        # a float input of another precision than the weights wants the weights' dtype;
+        # anything else flips between float and integer indices
+        own = next((str(p.dtype).removeprefix("torch.") for p in model.parameters()
+                    if p.is_floating_point()), "float32")
+        other = own if floating and spec.dtype != own else ("int64" if floating else own)
         bases.extend((f"{kind}+dtype" if kind != "size" else "dtype", InputSpec(s.shape, other))
                      for kind, s in list(bases))
     return bases
@@ -327,3 +331,47 @@ def suggest(
         if outcome.ok:
             return Suggestion((candidate, *specs[1:]), outcome.output_shapes, kind, runs)
     return None
+
+
+# -- the `cnnprof inputs` command's library side -------------------------------------------
+
+
+def scan_model(
+    spec: str,
+    specs: Sequence[InputSpec] | None,
+    *,
+    batch: int = 1,
+    dtype: str | None = None,
+    model_args: dict[str, Any] | None = None,
+    mode: str = "eval",
+    lo: int = 1,
+    hi: int = 512,
+    exhaustive: bool = False,
+    budget_s: float = 60.0,
+) -> tuple[Scan, str]:
+    """Build ``spec`` on meta and scan the first input's spatial sizes; returns the scan and
+    the model's class name."""
+    from cnnprof.errors import InputSpecError, UsageError
+    from cnnprof.inputs import FLOAT_DTYPES, parse_dtype, torch_dtype, with_dtype
+    from cnnprof.zoo import resolve
+
+    if mode not in ("eval", "train"):
+        raise UsageError(f"--mode must be eval or train, got {mode!r}")
+    if lo < 1 or hi < lo:
+        raise UsageError(f"size range {lo}..{hi} is empty", hint="use 1 <= --min <= --max")
+    float_dtype = parse_dtype(dtype) if dtype else None
+    if float_dtype is not None and float_dtype not in FLOAT_DTYPES:
+        raise InputSpecError(f"--dtype must be a floating type, got {float_dtype}")
+    entry = resolve(spec, model_args)
+    chosen = list(specs or entry.default_inputs)
+    if not chosen:
+        raise InputSpecError("no input shape given and the model has no default",
+                             hint="pass --input, e.g. --input 3x224x224")
+    chosen = with_dtype(chosen, float_dtype)
+    with contextlib.redirect_stdout(io.StringIO()):  # constructors print, too
+        model, _notes = entry.build("meta")
+    if float_dtype is not None:
+        model = model.to(torch_dtype(float_dtype))
+    with Prober(model, batch=batch, train=mode == "train", arguments=entry.arguments) as prober:
+        scan = scan_sizes(prober, chosen, lo, hi, exhaustive=exhaustive, budget_s=budget_s)
+    return scan, type(model).__name__

@@ -42,7 +42,7 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 hint="save the weights with torch.save(model.state_dict(), PATH)",
             ) from None
         raise ModelLoadError(f"--weights: cannot read {path}: {reason}") from None
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+    except Exception as exc:  # torch.load fails in many ways on a file that is not a checkpoint
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelLoadError(f"--weights: cannot read {path}: {reason}") from None
     return unwrap(data, path)

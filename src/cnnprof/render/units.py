@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from decimal import Decimal
+from fractions import Fraction
 
 _COUNT_SUFFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
 
@@ -15,10 +16,18 @@ def count(value: float | int, digits: int = 3) -> str:
         return "0"
     sign = "-" if value < 0 else ""
     mag = abs(value)
-    for scale, suffix in _COUNT_SUFFIXES:
-        if mag >= scale:
-            return f"{sign}{_sig(mag / scale, digits)} {suffix}"
+    scale, suffix = _unit_for(mag, _COUNT_SUFFIXES, digits)
+    if scale > 1:
+        return f"{sign}{_sig(mag / scale, digits)} {suffix}"
     return f"{sign}{mag:,.0f}" if float(mag).is_integer() else f"{sign}{_sig(mag, digits)}"
+
+
+def _unit_for(mag: float, units: tuple[tuple[float, str], ...], digits: int) -> tuple[float, str]:
+    """The largest unit ``mag`` reaches *after rounding* (999,500 is '1 M', not '1000 K')."""
+    for scale, suffix in units:
+        if float(_sig(mag / scale, digits)) >= 1:
+            return scale, suffix
+    return 1.0, ""
 
 
 def nbytes(value: float | int, digits: int = 3) -> str:
@@ -27,9 +36,9 @@ def nbytes(value: float | int, digits: int = 3) -> str:
         return "0 B"
     sign = "-" if value < 0 else ""
     mag = abs(value)
-    for scale, suffix in ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "KB")):
-        if mag >= scale:
-            return f"{sign}{_sig(mag / scale, digits)} {suffix}"
+    scale, suffix = _unit_for(mag, ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "KB")), digits)
+    if scale > 1:
+        return f"{sign}{_sig(mag / scale, digits)} {suffix}"
     return f"{sign}{mag:.0f} B"
 
 
@@ -37,10 +46,10 @@ def seconds(value: float, digits: int = 3) -> str:
     if value == 0:
         return "0 s"
     mag = abs(value)
-    for scale, suffix in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
-        if mag >= scale:
-            return f"{_sig(value / scale, digits)} {suffix}"
-    return f"{_sig(value / 1e-9, digits)} ns"
+    scale, suffix = _unit_for(mag, ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")), digits)
+    if scale == 1.0 and suffix == "":
+        return f"{_sig(value / 1e-9, digits)} ns"
+    return f"{_sig(value / scale, digits)} {suffix}"
 
 
 def percent(value: float) -> str:
@@ -145,23 +154,30 @@ def format_quantity(value: float, kind: str) -> str:
 
 def ceil_quantity(value: float, kind: str, digits: int = 3) -> str:
     """Humane text for the smallest ``digits``-significant number >= ``value``: a limit
-    written from a measured value must never read back below it."""
+    written from a measured value must never read back below it. Exact rational
+    arithmetic, so 1,000,000,000,001 becomes "1.01T", not "1T"."""
     if value <= 0:
         return "0" if kind == "count" else format_quantity(0, kind)
-    scales = {
-        "count": ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"), (1.0, "")),
-        "bytes": ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "KB"), (1.0, "B")),
-        "time": ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")),
-    }[kind]
-    scale, suffix = next(((s, u) for s, u in scales if value >= s), scales[-1])
-    scaled = value / scale
-    if kind != "time" and scale == 1.0:
-        return f"{math.ceil(value)}{suffix}"  # counts and bytes below 1000 are integers
-    step = 10.0 ** (math.floor(math.log10(scaled)) - digits + 1)
-    # round() first so 28.1 / 0.1 = 280.99999 does not ceil to 282
-    rounded = math.ceil(round(scaled / step, 9)) * step
-    decimals = max(0, -math.floor(math.log10(step)))
-    text = f"{rounded:.{decimals}f}"
+    scales: tuple[tuple[Fraction, str], ...] = tuple(
+        (Fraction(10) ** power, suffix) for power, suffix in {
+            "count": ((12, "T"), (9, "G"), (6, "M"), (3, "K"), (0, "")),
+            "bytes": ((12, "TB"), (9, "GB"), (6, "MB"), (3, "KB"), (0, "B")),
+            "time": ((0, "s"), (-3, "ms"), (-6, "us"), (-9, "ns")),
+        }[kind])
+    exact = Fraction(value)
+    scale, suffix = next(((s, u) for s, u in scales if exact >= s), scales[-1])
+    if kind != "time" and scale == 1:
+        return f"{math.ceil(exact)}{suffix}"  # counts and bytes below 1000 are integers
+    scaled = exact / scale
+    exponent = math.floor(math.log10(scaled))
+    while Fraction(10) ** exponent > scaled:  # float log10 can be off by one at powers of 10
+        exponent -= 1
+    while Fraction(10) ** (exponent + 1) <= scaled:
+        exponent += 1
+    step = Fraction(10) ** (exponent - digits + 1)
+    rounded = math.ceil(scaled / step) * step
+    decimals = max(0, digits - 1 - exponent)
+    text = f"{float(rounded):.{decimals}f}"
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text + suffix

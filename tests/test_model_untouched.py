@@ -1,0 +1,154 @@
+"""After success, failure or Ctrl-C, the user's instance is exactly as it was: no hooks,
+same parameter values, devices and dtypes, same buffers, same training flags, nothing
+written onto its modules."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from cnnprof.api import profile
+from cnnprof.cli.app import main
+from cnnprof.errors import EXIT_INTERRUPTED, ModelFailedError
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def fixtures() -> Iterator[Any]:
+    sys.path.insert(0, str(FIXTURES))
+    try:
+        import robust_models
+        import seed_models
+
+        yield seed_models, robust_models
+    finally:
+        sys.path.remove(str(FIXTURES))
+
+
+def snapshot(model: nn.Module) -> dict[str, Any]:
+    hooks = 0
+    for m in model.modules():
+        hooks += len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+        hooks += len(m._backward_pre_hooks) + len(m._state_dict_hooks)
+    return {
+        "state": {k: (v.detach().clone(), v.device, v.dtype, v.requires_grad)
+                  for k, v in model.state_dict(keep_vars=True).items()},
+        "ids": [id(p) for p in model.parameters()],
+        "training": [(n, m.training) for n, m in model.named_modules()],
+        "attributes": {n: sorted(vars(m)) for n, m in model.named_modules()},
+        "hooks": hooks,
+        "global_hooks": (len(nn.modules.module._global_forward_hooks),
+                         len(nn.modules.module._global_forward_pre_hooks)),
+        "mha_fastpath": torch.backends.mha.get_fastpath_enabled(),
+    }
+
+
+def assert_same(before: dict[str, Any], model: nn.Module) -> None:
+    after = snapshot(model)
+    assert after["hooks"] == 0 and before["hooks"] == 0
+    assert after["global_hooks"] == before["global_hooks"]
+    assert after["training"] == before["training"]
+    assert after["attributes"] == before["attributes"]
+    assert after["ids"] == before["ids"]
+    assert after["mha_fastpath"] == before["mha_fastpath"]
+    assert after["state"].keys() == before["state"].keys()
+    for key, (value, device, dtype, grad) in before["state"].items():
+        new_value, new_device, new_dtype, new_grad = after["state"][key]
+        assert (new_device, new_dtype, new_grad) == (device, dtype, grad), key
+        assert torch.equal(new_value, value), key
+
+
+def _mixed_flags(model: nn.Module) -> nn.Module:
+    """Some submodules in train mode, the rest in eval: each flag must come back."""
+    model.eval()
+    for i, m in enumerate(model.modules()):
+        if i % 2:
+            m.train()
+    return model
+
+
+Case = Callable[[Any, Any], tuple[nn.Module, Callable[[nn.Module], object]]]
+
+
+def _ok_meta(seeds: Any, robust: Any) -> Any:
+    return _mixed_flags(seeds.LeNet32()), lambda m: profile(m, "1x32x32")
+
+
+def _ok_cpu_train(seeds: Any, robust: Any) -> Any:
+    return seeds.LeNet32().eval(), lambda m: profile(m, "1x32x32", device="cpu", mode="train")
+
+
+def _ok_dtype(seeds: Any, robust: Any) -> Any:
+    return seeds.LeNet32(), lambda m: profile(m, "1x32x32", dtype="float16")
+
+
+def _fails_with_hint(seeds: Any, robust: Any) -> Any:
+    return _mixed_flags(seeds.LeNet32()), lambda m: profile(m, "1x28x28")
+
+
+def _fails_on_cpu(seeds: Any, robust: Any) -> Any:
+    return seeds.LeNet32().train(), lambda m: profile(m, "1x28x28", device="cpu")
+
+
+def _interrupted(seeds: Any, robust: Any) -> Any:
+    return robust.Interrupting(), lambda m: profile(m, "4")
+
+
+def _interrupted_cpu(seeds: Any, robust: Any) -> Any:
+    return robust.Interrupting().train(), lambda m: profile(m, "4", device="cpu")
+
+
+def _weights(seeds: Any, robust: Any, tmp: Path | None = None) -> Any:
+    path = Path(FIXTURES.parent / ".weights_untouched.pt")
+
+    def run(m: nn.Module) -> object:
+        torch.save({k: torch.ones_like(v) for k, v in m.state_dict().items()}, path)
+        try:
+            return profile(m, "1x32x32", device="cpu", weights=path)
+        finally:
+            path.unlink()
+
+    return seeds.LeNet32(), run
+
+
+CASES: dict[str, Case] = {
+    "success on meta": _ok_meta,
+    "success on cpu, train mode": _ok_cpu_train,
+    "success with --dtype": _ok_dtype,
+    "failure + hint search": _fails_with_hint,
+    "failure on cpu": _fails_on_cpu,
+    "KeyboardInterrupt in forward": _interrupted,
+    "KeyboardInterrupt on cpu": _interrupted_cpu,
+    "weights swapped in on cpu": _weights,
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_instance_is_left_as_found(case: str, fixtures: Any) -> None:
+    model, action = CASES[case](*fixtures)
+    before = snapshot(model)
+    with contextlib.suppress(ModelFailedError, KeyboardInterrupt):
+        action(model)
+    assert_same(before, model)
+
+
+def test_interrupt_propagates_and_cli_exits_130(capsys: pytest.CaptureFixture[str],
+                                               fixtures: Any) -> None:
+    model = fixtures[1].Interrupting()
+    with pytest.raises(KeyboardInterrupt):
+        profile(model, "4")
+    code = main([f"{FIXTURES}/robust_models.py:Interrupting", "--input", "4"])
+    out, err = capsys.readouterr()
+    assert code == EXIT_INTERRUPTED  # typer turns Ctrl-C into a silent exit 130
+    assert "Traceback" not in out + err
+    # stdout is ours again after the interrupted run redirected it
+    print("still here")
+    assert capsys.readouterr().out == "still here\n"
