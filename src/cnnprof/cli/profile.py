@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -37,7 +40,16 @@ def register(app: typer.Typer) -> None:
         columns: str = typer.Option(None, "--columns", "-c", help="Preset (default, shapes, bytes, "
                                     "all, ...) or comma-separated column keys."),
         mode: str = typer.Option("eval", "--mode", help="eval (default) or train."),
+        backward: bool = typer.Option(False, "--backward", help="Also count a backward pass "
+                                      "(gradients of parameters and activations) per layer; "
+                                      "shown in the bwd_macs/bwd_flops columns (--columns all)."),
         width: int = typer.Option(None, "--width", help="Table width (default: the terminal's)."),
+        plot: Path = typer.Option(None, "--plot", metavar="FILE", help="Also write the "
+                                  "per-layer chart (MACs, params, memory, time) to FILE "
+                                  "(.png, .svg or .pdf)."),
+        weights: Path = typer.Option(None, "--weights", metavar="FILE", help="State dict to "
+                                     "load (torch.save(model.state_dict())); checked against "
+                                     "the model, loaded on cpu/cuda. Plain tensors only."),
         # --- timing (--time; see docs/timing.md and cnnprof.timing.cli) ----------------------
         time_: bool = typer.Option(False, "--time", help="Also time every layer on --device "
                                    "(cpu or cuda): medians, self times, memory, roofline."),
@@ -77,6 +89,10 @@ def register(app: typer.Typer) -> None:
         kwargs = parse_args(arg or [])
         name = format_for(fmt, output)
         options = RenderOptions(depth=depth, columns=columns, width=width)
+        if plot is not None:  # --plot: refuse a bad suffix before the (slow) profile
+            from cnnprof.render.plot import check_plot_path
+
+            check_plot_path(plot)
         if name == "table":  # validate columns before the (slow) profile
             from cnnprof.render.columns import resolve_columns
 
@@ -85,21 +101,38 @@ def register(app: typer.Typer) -> None:
         from cnnprof.api import profile
 
         command = "cnnprof " + shlex.join(sys.argv[1:]) if sys.argv else None
+        # a model printing in its constructor (or anywhere outside forward, which the engine
+        # captures itself) must not corrupt --format json on stdout
+        printed = io.StringIO()
         try:
-            report = profile(model, specs or None, batch=batch_size, dtype=dtype,
-                             device="meta" if time_ else device,  # timing: count on meta
-                             mode=mode, model_args=kwargs, command=command)
-            if time_:  # --- timing: a second pass on the real device fills the times
-                report = timing_cli.run(report, model, device=device, batches=batches,
-                                        warmup=warmup, repeats=repeats, dtype=dtype,
-                                        channels_last=channels_last, kernels=kernels,
-                                        peak_tflops=peak_tflops, peak_gbps=peak_gbps,
-                                        model_args=kwargs, command=command)
+            with contextlib.redirect_stdout(printed):
+                report = profile(model, specs or None, batch=batch_size, dtype=dtype,
+                                 device="meta" if time_ else device,  # timing: count on meta
+                                 mode=mode, model_args=kwargs, command=command,
+                                 weights=weights, backward=backward)
+                if time_:  # --- timing: a second pass on the real device fills the times
+                    report = timing_cli.run(report, model, device=device, batches=batches,
+                                            warmup=warmup, repeats=repeats, dtype=dtype,
+                                            channels_last=channels_last, kernels=kernels,
+                                            peak_tflops=peak_tflops, peak_gbps=peak_gbps,
+                                            model_args=kwargs, command=command)
         except ModelFailedError as exc:
+            exc.report = _note_printed(exc.report, printed.getvalue())
             _emit_failure(exc, name, output, options)
             raise
+        report = _note_printed(report, printed.getvalue())
+        if columns and "torchstat" in columns:  # torchstat's definitions, JSON key `torchstat`
+            from cnnprof.compat.torchstat import annotate_torchstat
+
+            with contextlib.redirect_stdout(io.StringIO()):
+                report = annotate_torchstat(report, model_args=kwargs)
         _emit(render(report, name, options) if name != "table" or output else None,
               report, name, output, options)
+        if plot is not None:
+            from cnnprof.render.plot import write_plot
+
+            write_plot(report, plot, depth)
+            typer.echo(f"wrote {plot}", err=True)
 
 
 def _emit(text: str | None, report: object, name: str, output: Path | None,
@@ -113,8 +146,13 @@ def _emit(text: str | None, report: object, name: str, output: Path | None,
     assert isinstance(report, Report) and isinstance(options, RenderOptions)
     if output is not None:
         assert text is not None
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            from cnnprof.errors import UsageError
+
+            raise UsageError(f"cannot write --output {output}: {exc.strerror or exc}") from None
         typer.echo(f"wrote {output}", err=True)
         return
     if name == "table":
@@ -125,8 +163,27 @@ def _emit(text: str | None, report: object, name: str, output: Path | None,
     sys.stdout.write(text)
 
 
+def _note_printed(report: Any, text: str) -> Any:
+    """Keep what the model printed outside forward in the report's notes."""
+    from cnnprof.report import Report
+
+    text = text.strip()
+    if not text or not isinstance(report, Report):
+        return report
+    clipped = text if len(text) <= 500 else text[:500] + " ..."
+    return report.with_updates(notes=(*report.notes, "the model printed: " + clipped))
+
+
 def _emit_failure(exc: object, name: str, output: Path | None, options: object) -> None:
-    """Show what ran before the failure: the partial table, or the JSON with its error."""
+    """Show what ran before the failure (the partial table, or the JSON with its "error")
+    and, on stderr, where it failed, with what shapes, and the underlying error.
+
+    The one-line message and hint follow from ``app.main``; the model's traceback only with
+    --debug (the JSON keeps it only then, too).
+    """
+    from dataclasses import replace
+
+    from cnnprof.cli.app import debug_enabled
     from cnnprof.errors import ModelFailedError
     from cnnprof.render.formats import render
     from cnnprof.report import Report
@@ -135,9 +192,39 @@ def _emit_failure(exc: object, name: str, output: Path | None, options: object) 
     report = exc.report
     if not isinstance(report, Report):
         return
-    if name == "table" and output is None:
-        ran = [r for r in report.layers if r.calls]
-        if len(ran) > 1:
-            _emit(None, report, name, None, options)
-        return
-    _emit(render(report, name, options), report, name, output, options)  # type: ignore[arg-type]
+    error = dict(report.error or {})
+    trace = error.pop("traceback", None)
+    if debug_enabled() and trace:
+        error["traceback"] = trace
+    else:
+        trace = None
+    # only what ran (the failing layer included, without outputs); "never ran" is no news
+    layers = tuple(r for r in report.layers if r.calls)
+    notes = tuple(n for n in report.notes if "never ran in forward" not in n)
+    partial = replace(report, layers=layers or report.layers, notes=notes, error=error)
+    if name != "table" or output is not None:
+        _emit(render(partial, name, options), partial, name, output, options)  # type: ignore[arg-type]
+    elif len(layers) > 1:
+        _emit(None, partial, name, None, options)
+    lines = ["forward failed" + (" — the layers above ran" if name == "table" and output is None
+                                 and len(layers) > 1 else "")]
+    if error.get("module") is not None:
+        kind = error.get("type", "?")
+        where = f"{error['module']} ({kind})" if error["module"] else f"{kind} (the model)"
+        lines.append(f"  module   {where}")
+        shapes = ", ".join(str(s) for s in error.get("input_shapes", [])) or "no tensors"
+        lines.append(f"  input    {shapes}")
+    if error.get("after") is not None:
+        after = error["after"]
+        outs = ", ".join(str(s) for s in error.get("after_output_shapes", []))
+        lines.append(f"  after    {after}" + (f" → {outs}" if outs else ""))
+    if "op" in error:
+        lines.append(f"  op       {error['op']['call']}")
+    if "explanation" in error:
+        lines.append(f"  why      {error['explanation']}")
+    lines.append(f"  error    {error.get('exception', 'Error')}: {error.get('detail', '')}")
+    if trace:
+        lines.append(trace.rstrip())
+    else:
+        lines.append("  (run with --debug for the traceback)")
+    typer.echo("\n".join(lines), err=True)

@@ -40,12 +40,24 @@ COLUMNS: dict[str, Column] = {
                    lambda rep: units.count(rep.totals.macs)),
     "flops": Column("flops", "FLOPs", lambda r: units.count(r.flops) if r.flops else "—",
                     lambda rep: units.count(rep.totals.flops)),
+    # --backward: the backward pass's cost ("—" without it)
+    "bwd_macs": Column("bwd_macs", "Bwd MACs",
+                       lambda r: units.count(r.backward.macs) if r.backward and r.backward.macs
+                       else "—",
+                       lambda rep: units.count(rep.totals.backward.macs) if rep.totals.backward
+                       else ""),
+    "bwd_flops": Column("bwd_flops", "Bwd FLOPs",
+                        lambda r: units.count(r.backward.flops) if r.backward and r.backward.flops
+                        else "—",
+                        lambda rep: units.count(rep.totals.backward.flops) if rep.totals.backward
+                        else ""),
     "param_bytes": _cost("param_bytes", units.nbytes),
     "activation_bytes": Column(
         "activation_bytes", "Activations",
         lambda r: units.nbytes(r.activation_bytes) if r.activation_bytes else "—",
         lambda rep: units.nbytes(rep.totals.activation_bytes)),
-    "read_bytes": Column("read_bytes", "Read", lambda r: units.nbytes(r.read_bytes) if r.read_bytes else "—",
+    "read_bytes": Column("read_bytes", "Read",
+                         lambda r: units.nbytes(r.read_bytes) if r.read_bytes else "—",
                          lambda rep: units.nbytes(rep.totals.read_bytes)),
     "write_bytes": Column("write_bytes", "Write",
                           lambda r: units.nbytes(r.write_bytes) if r.write_bytes else "—",
@@ -235,7 +247,8 @@ PRESETS: dict[str, list[str]] = {
     "torchstat": ["ts_input_shape", "ts_output_shape", "ts_params", "ts_memory_mb", "ts_madd",
                   "ts_flops", "ts_mem_read", "ts_mem_write", "ts_duration", "ts_mem_rw"],
     "all": ["type", "calls", "input_shape", "output_shape", "params", "macs", "flops",
-            "param_bytes", "activation_bytes", "read_bytes", "write_bytes"],
+            "bwd_macs", "bwd_flops", "param_bytes", "activation_bytes", "read_bytes",
+            "write_bytes"],
     # --time: "timed" is the table a timed report gets when no --columns is given
     "timed": ["type", "output_shape", "params", "flops", "time", "self_time", "share"],
     "time": ["type", "calls", "time", "time_spread", "min_time", "self_time", "share",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import platform
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -109,7 +110,8 @@ def time_report(
 
     timer = LayerTimer(module, clock, backward=train)
     grad = torch.enable_grad() if train else torch.no_grad()
-    with grad:
+    # a model that prints in forward (the seeds do) would flood the terminal 100 times over
+    with grad, contextlib.redirect_stdout(io.StringIO()):
         with _failure_guard(batch, lambda: timer.failed):
             result, plain_e2e, plain_host = run_timing(module, call, clock, schedule,
                                                        backward=train, progress=progress,
@@ -352,7 +354,8 @@ def _assemble(report: Report, result: TimerResult, plain_e2e: list[float],
             "calls": result.calls.get(rec.name, 0),
             "samples_s": list(samples),
         }
-        if rec.name in result.backward_s:
+        # a shared module's backward marks span all its calls: no single interval to report
+        if rec.name in result.backward_s and result.calls.get(rec.name, 0) == 1:
             back = [x for x in result.backward_s[rec.name] if x == x]  # drop NaN (no marks)
             if back:
                 time["backward_median_s"] = summarize(back).median_s

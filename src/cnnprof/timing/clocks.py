@@ -70,14 +70,24 @@ class CudaEventClock:
         self._torch = torch
         self._device = device
         self._events: list[Any] = []
+        # Event.record() without a stream builds a Stream object per call (microseconds of
+        # host time in every hook); the stream is looked up once per iteration instead, and
+        # the C++ method is called directly when this torch exposes it.
+        self._stream: Any = None
+        base = getattr(torch._C, "_CudaEventBase", None)
+        self._record: Any = getattr(base, "record", None) or torch.cuda.Event.record
 
     def reserve(self, slots: int) -> None:
         torch = self._torch
         while len(self._events) < slots:
             self._events.append(torch.cuda.Event(enable_timing=True))
 
+    def begin(self) -> None:
+        """Called before each iteration: the stream marks go to (the current one)."""
+        self._stream = self._torch.cuda.current_stream(self._device)
+
     def record(self, slot: int) -> None:
-        self._events[slot].record()
+        self._record(self._events[slot], self._stream)
 
     def sync(self) -> None:
         self._torch.cuda.synchronize(self._device)
@@ -101,6 +111,10 @@ class FakeClock:
         self.per_record_s = per_record_s
         self.syncs = 0
         self._stamps: list[float] = []
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FakeClock:
+        # a time source is shared state: a deep-copied model must keep advancing this clock
+        return self
 
     def advance(self, seconds: float) -> None:
         self.now += seconds

@@ -193,6 +193,9 @@ class LayerTimer:
         if self.backward:
             self._bw_started = [False] * len(self._modules)
             self._bw_ended = [False] * len(self._modules)
+        begin = getattr(clock, "begin", None)
+        if begin is not None:
+            begin()
         host0 = time.perf_counter()
         clock.record(_E2E_START)
         call()
@@ -229,6 +232,9 @@ def time_unhooked(call: Callable[[], Any], clock: Clock) -> tuple[float, float]:
     import time
 
     clock.reserve(2)
+    begin = getattr(clock, "begin", None)
+    if begin is not None:
+        begin()
     host0 = time.perf_counter()
     clock.record(_E2E_START)
     call()

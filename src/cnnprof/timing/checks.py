@@ -1,0 +1,96 @@
+"""Self-checks of a timed report against independent references (used by the CUDA tests
+and ``benchmarks/gpu_calibrate.py``). Pure functions of a Report: testable anywhere.
+
+The bounds are the design's promises at batch 32 on a datacenter GPU:
+  (a) hooks add at most 10% to the end-to-end median;
+  (b) leaf self times sum to within 10% of the hooked end-to-end median;
+  (c) each layer over 50 µs is within 10% of the kernel time torch.profiler attributes to it;
+  (d) the reported peak memory is within 5% of ``max_memory_allocated`` of a plain forward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cnnprof.report import Report
+
+HOOK_OVERHEAD_BOUND = 0.10
+LEAF_SUM_BOUND = 0.10
+KERNEL_MATCH_BOUND = 0.10
+KERNEL_MIN_S = 50e-6
+MEMORY_BOUND = 0.05
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    value: float | None
+    bound: float
+    passed: bool | None  # None: not applicable (no data)
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "value": self.value, "bound": self.bound,
+                "passed": self.passed, "detail": self.detail}
+
+
+def hook_overhead(report: Report) -> Check:
+    t = report.timing or {}
+    value = t.get("hook_overhead")
+    if value is None:
+        return Check("hook_overhead", None, HOOK_OVERHEAD_BOUND, None, "no unhooked baseline")
+    return Check("hook_overhead", value, HOOK_OVERHEAD_BOUND, value <= HOOK_OVERHEAD_BOUND,
+                 f"hooked {t['end_to_end_median_s'] * 1e3:.3f} ms vs unhooked "
+                 f"{t['end_to_end_unhooked_median_s'] * 1e3:.3f} ms")
+
+
+def leaf_sum(report: Report) -> Check:
+    t = report.timing or {}
+    total, e2e = t.get("leaf_self_sum_s"), t.get("end_to_end_median_s")
+    if not total or not e2e:
+        return Check("leaf_self_sum", None, LEAF_SUM_BOUND, None, "no timing")
+    ratio = total / e2e - 1.0
+    # time spent in parents' own code (a residual add, attention's matmuls in
+    # MultiheadAttention.forward) is real work outside any leaf: name the largest
+    parents = sorted(((r.time or {}).get("self_median_s", 0.0), r.name) for r in report.layers
+                     if not r.is_leaf and r.time)
+    top = ", ".join(f"{n or '<model>'} {s * 1e3:.3f} ms" for s, n in parents[::-1][:3])
+    return Check("leaf_self_sum", ratio, LEAF_SUM_BOUND, abs(ratio) <= LEAF_SUM_BOUND,
+                 f"leaves {total * 1e3:.3f} ms of {e2e * 1e3:.3f} ms; largest parent self "
+                 f"times: {top}")
+
+
+def kernel_match(report: Report, min_s: float = KERNEL_MIN_S) -> Check:
+    """Layers whose median is over ``min_s``: |median / kernel time - 1| ≤ bound."""
+    rows = []
+    for rec in report.layers:
+        t = rec.time or {}
+        if t.get("median_s", 0.0) > min_s and t.get("kernel_s"):
+            rows.append((t["median_s"] / t["kernel_s"] - 1.0, rec.name, rec.is_leaf))
+    if not rows:
+        return Check("kernel_match", None, KERNEL_MATCH_BOUND, None,
+                     "no layer over the threshold with kernel times (--kernels)")
+    bad = [r for r in rows if abs(r[0]) > KERNEL_MATCH_BOUND]
+    worst = max(rows, key=lambda r: abs(r[0]))
+    leaves = [r for r in rows if r[2]]
+    leaves_bad = [r for r in leaves if abs(r[0]) > KERNEL_MATCH_BOUND]
+    return Check("kernel_match", worst[0], KERNEL_MATCH_BOUND, not bad,
+                 f"{len(rows) - len(bad)}/{len(rows)} layers within bound "
+                 f"(leaves {len(leaves) - len(leaves_bad)}/{len(leaves)}); worst "
+                 f"{worst[1] or '<model>'} {100 * worst[0]:+.1f}%")
+
+
+def memory_match(report: Report, plain_peak_bytes: int | None) -> Check:
+    t = report.timing or {}
+    peak = t.get("peak_memory_bytes")
+    if peak is None or not plain_peak_bytes:
+        return Check("peak_memory", None, MEMORY_BOUND, None, "CUDA only")
+    ratio = peak / plain_peak_bytes - 1.0
+    return Check("peak_memory", ratio, MEMORY_BOUND, abs(ratio) <= MEMORY_BOUND,
+                 f"reported {peak / 1e6:.1f} MB vs plain forward {plain_peak_bytes / 1e6:.1f} MB")
+
+
+def all_checks(report: Report, plain_peak_bytes: int | None = None) -> list[Check]:
+    return [hook_overhead(report), leaf_sum(report), kernel_match(report),
+            memory_match(report, plain_peak_bytes)]
