@@ -173,14 +173,15 @@ def diff_reports(old: Report, new: Report) -> ReportDiff:
         return max((abs(n - o) / scale[m] for m, (o, n) in values.items() if scale.get(m)),
                    default=0.0)
 
-    old_by = {r.name: r for r in old.layers if r.depth > 0}
-    new_by = {r.name: r for r in new.layers if r.depth > 0}
+    # the root takes part too: its own forward's functional ops are costs like any other
+    old_by = {r.name: r for r in old.layers}
+    new_by = {r.name: r for r in new.layers}
     rows: list[LayerDelta] = []
     unchanged = 0
 
     def parent_also(name: str, pool: dict[str, LayerRecord], other: dict[str, LayerRecord]) -> bool:
         # is an ancestor of `name` itself new (or gone)? then that ancestor's row covers it
-        parts = name.split(".")
+        parts = name.split(".") if name else []
         for cut in range(1, len(parts)):
             prefix = ".".join(parts[:cut])
             if prefix in pool and prefix not in other:

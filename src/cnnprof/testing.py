@@ -11,10 +11,9 @@ base units. A failure raises ``AssertionError`` whose message is the verdict tab
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from cnnprof.budget import METRICS, Measured, ModelBudget, judge, median_forward_s, values_of
+from cnnprof.budget import METRICS, Measured, ModelBudget, judge, latency_s, values_of
 from cnnprof.render.units import UnitError, parse_quantity
 
 if TYPE_CHECKING:
@@ -38,15 +37,16 @@ def assert_within_budget(
     batch: int = 1,
     dtype: str | None = None,
     device: str = "meta",
-    warmup: int = 5,
-    repeats: int = 20,
+    warmup: int | None = None,
+    repeats: int | None = None,
     **profile_kwargs: Any,
 ) -> Report:
     """Profile ``model`` on ``inputs`` (as ``cnnprof.profile`` takes them) and assert every
     given limit holds. Returns the report for further checks.
 
-    ``max_latency`` times whole forwards on ``device`` (which must then be ``cpu`` or
-    ``cuda``); counts are always taken on the meta device, where they cost nothing.
+    Counts are taken on the meta device, where they cost nothing. ``max_latency`` times
+    whole forwards on ``device`` (``cpu`` or ``cuda``) through the timing pass, on a copy:
+    the instance is left where it is.
     """
     from cnnprof.api import profile
 
@@ -67,61 +67,14 @@ def assert_within_budget(
         raise ValueError("max_latency needs device='cpu' or 'cuda'")
 
     report = profile(model, inputs, batch=batch, dtype=dtype, **profile_kwargs)
-    label = report.model.spec
     values = values_of(report)
     if "latency" in limits:
-        values["latency"] = _latency(model, inputs, batch, dtype, device, warmup, repeats)
-    budget = ModelBudget(name=label, spec=label, batch=batch, dtype=dtype, device=device,
-                         limits=limits)
-    rows = judge(budget, Measured(values))
+        values["latency"] = latency_s(report, model, device, warmup=warmup, repeats=repeats,
+                                      dtype=dtype, model_args=profile_kwargs.get("model_args"))
+    label = report.model.spec
+    rows = judge(ModelBudget(name=label, spec=label, limits=limits), Measured(values))
     if any(row.status != "ok" for row in rows):
         from cnnprof.render.budget import table_text
 
         raise AssertionError("model over budget\n" + table_text(rows, title=f"budget: {label}"))
     return report
-
-
-def _latency(model: torch.nn.Module | str, inputs: Any, batch: int, dtype: str | None,
-             device: str, warmup: int, repeats: int) -> float:
-    from cnnprof.budget import end_to_end_latency
-
-    if isinstance(model, str):
-        specs = _spec_texts(inputs)
-        return end_to_end_latency(ModelBudget(name=model, spec=model, inputs=specs, batch=batch,
-                                              dtype=dtype, device=device, warmup=warmup,
-                                              repeats=repeats))
-    return _instance_latency(model, inputs, batch, dtype, device, warmup, repeats)
-
-
-def _spec_texts(inputs: Any) -> tuple[str, ...]:
-    if inputs is None:
-        return ()
-    if isinstance(inputs, str):
-        return (inputs,)
-    if isinstance(inputs, Sequence) and all(isinstance(i, str) for i in inputs):
-        return tuple(inputs)
-    raise TypeError("with a model spec, give inputs as shape strings such as '3x224x224'")
-
-
-def _instance_latency(model: torch.nn.Module, inputs: Any, batch: int, dtype: str | None,
-                      device: str, warmup: int, repeats: int) -> float:
-    """Time the user's own instance where it lives: moving it would break "leave the
-    model as found", so ``device`` must be where its parameters already are."""
-    import torch
-
-    from cnnprof.api import _specs, check_device
-    from cnnprof.inputs import make_tensors, with_dtype
-
-    target = check_device(device)
-    here = next((p.device for p in model.parameters()), torch.device(target))
-    if torch.device(target).type != here.type:
-        raise ValueError(f"max_latency: the model is on {here}, not {target}; "
-                         "move it there first (cnnprof leaves your model where it is)")
-    specs, tensors = _specs(inputs, None)
-    args = tensors if tensors is not None else make_tensors(with_dtype(specs, dtype), batch, here)
-    was_training = model.training
-    try:
-        model.eval()
-        return median_forward_s(lambda: model(*args), str(here), warmup, repeats)
-    finally:
-        model.train(was_training)

@@ -12,7 +12,7 @@ def register(app: typer.Typer) -> None:
     @app.command("check", context_settings={"help_option_names": ["-h", "--help"]})
     def check_cmd(
         targets: list[str] = typer.Argument(
-            None, metavar="[FILE | MODEL...]",
+            None, metavar="FILE_OR_MODELS",
             help="Budget TOML file (default: [tool.cnnprof] in ./pyproject.toml); "
                  "with --init, the models to write a budget for."),
         init: bool = typer.Option(False, "--init", help="Write a starter budget for MODEL... "
@@ -94,8 +94,7 @@ def _init(models: list[str], headroom_text: str, inputs: list[str], batch_text: 
         report = profile(model, inputs or None, batch=batch)
         reports.append((model, report, inputs))
         if timed:
-            latencies[model] = budget.end_to_end_latency(budget.ModelBudget(
-                name=model, spec=model, inputs=tuple(inputs), batch=batch, device=device))
+            latencies[model] = budget.latency_s(report, model, device)
     text = budget.starter_budget(reports, headroom, latencies, device)
     if output is None:
         sys.stdout.write(text)

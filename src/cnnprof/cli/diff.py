@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from cnnprof.report import Report
 
 
 def register(app: typer.Typer) -> None:
@@ -63,13 +67,12 @@ def register(app: typer.Typer) -> None:
         if grown:
             worst = ", ".join(
                 f"{t.metric} {signed(t.metric, t.delta)}"
-                + (f" ({100 * t.ratio:+.1f}%)" if t.ratio is not None and t.ratio != float("inf")
-                   else " (from 0)")
+                + (" (from 0)" if t.ratio == float("inf") else f" ({100 * (t.ratio or 0):+.1f}%)")
                 for t in grown)
             raise BudgetExceededError(f"grew more than {100 * threshold:g}%: {worst}")
 
 
-def _load(source: str) -> object:
+def _load(source: str) -> Report:
     """A report file, or a model spec to profile now."""
     from cnnprof.errors import UsageError
     from cnnprof.report import Report

@@ -19,9 +19,9 @@ class Column:
     justify: str = "right"
 
 
-def _cost(field: str, fmt: Callable[[float], str]) -> Column:
+def _cost(field: str, fmt: Callable[[float], str], header: str) -> Column:
     return Column(
-        field, field.replace("_", " ").replace("bytes", "B").strip().capitalize(),
+        field, header,
         lambda r: fmt(getattr(r, field)) if getattr(r, field) else "—",
         lambda rep: fmt(getattr(rep.totals, field)),
     )
@@ -51,7 +51,7 @@ COLUMNS: dict[str, Column] = {
                         else "—",
                         lambda rep: units.count(rep.totals.backward.flops) if rep.totals.backward
                         else ""),
-    "param_bytes": _cost("param_bytes", units.nbytes),
+    "param_bytes": _cost("param_bytes", units.nbytes, "Param bytes"),
     "activation_bytes": Column(
         "activation_bytes", "Activations",
         lambda r: units.nbytes(r.activation_bytes) if r.activation_bytes else "—",

@@ -58,6 +58,10 @@ def _shapes(layer: LayerDelta) -> str:
     return old if old == new else f"{old} → {new}"
 
 
+def layer_name(layer: LayerDelta) -> str:
+    return layer.name or "(model)"
+
+
 def _type(layer: LayerDelta) -> str:
     if layer.status == "changed" and layer.old_type != layer.new_type:
         return f"{layer.old_type} → {layer.new_type}"
@@ -87,14 +91,14 @@ def layers_table(diff: ReportDiff, limit: int | None) -> Table:
     shown = diff.layers if not limit else diff.layers[:limit]
     table = Table(title="Layers by impact", box=box.SIMPLE_HEAD, header_style="bold")
     table.add_column("Layer", no_wrap=True, overflow="ellipsis")
-    table.add_column("Change")
-    table.add_column("Type")
-    table.add_column("Output shape")
+    table.add_column("Change", no_wrap=True)
+    table.add_column("Type", overflow="ellipsis")
+    table.add_column("Output shape", overflow="fold")
     for metric in metrics:
-        table.add_column("Δ " + _LABELS[metric], justify="right")
+        table.add_column("Δ " + _LABELS[metric], justify="right", no_wrap=True)
     for layer in shown:
         change = layer.status if layer.status != "changed" else ", ".join(layer.changes)
-        table.add_row(layer.name, change, _type(layer), _shapes(layer),
+        table.add_row(layer_name(layer), change, _type(layer), _shapes(layer),
                       *(signed(m, layer.delta(m)) for m in metrics))
     return table
 
@@ -144,7 +148,7 @@ def to_markdown(diff: ReportDiff, limit: int | None = 30) -> str:
                   "|---|---|---|---|" + "---:|" * len(metrics)]
         for layer in diff.layers if not limit else diff.layers[:limit]:
             change = layer.status if layer.status != "changed" else ", ".join(layer.changes)
-            cells = [f"`{_md(layer.name)}`", change, _md(_type(layer)), _md(_shapes(layer)),
+            cells = [f"`{_md(layer_name(layer))}`", change, _md(_type(layer)), _md(_shapes(layer)),
                      *(signed(m, layer.delta(m)) for m in metrics)]
             lines.append("| " + " | ".join(cells) + " |")
     lines += ["", summary(diff, limit), ""]

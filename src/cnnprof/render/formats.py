@@ -68,3 +68,18 @@ def format_for(fmt: str | None, output: Path | None) -> str:
 
 def render(report: Report, fmt: str, options: RenderOptions) -> str:
     return FORMATS[fmt](report, options)
+
+
+def _register_exports() -> None:
+    # imported here, after FORMATS exists: these modules import RenderOptions only for
+    # typing, and matplotlib is imported inside their functions, so this stays cheap
+    from cnnprof.render import csv, html, markdown, svg
+
+    register_format("csv", csv.render, ".csv")
+    register_format("markdown", markdown.render, ".md", ".markdown")
+    register_format("md", markdown.render)
+    register_format("html", html.render, ".html", ".htm")
+    register_format("svg", svg.render, ".svg")
+
+
+_register_exports()

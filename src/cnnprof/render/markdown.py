@@ -1,0 +1,47 @@
+"""GitHub-flavoured Markdown: the per-layer table (same columns and --depth folding as the
+Rich table) with a totals row, for pull requests, wikis and READMEs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cnnprof.render import units
+from cnnprof.render.columns import resolve_columns
+from cnnprof.render.table import footnotes, visible_layers
+
+if TYPE_CHECKING:
+    from cnnprof.render.formats import RenderOptions
+    from cnnprof.report import Report
+
+
+def cell(text: str) -> str:
+    """Escape what would break a table cell."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def caption(report: Report) -> str:
+    inputs = ", ".join(units.shape(i.shape) + ("" if i.dtype == "float32" else f":{i.dtype}")
+                       for i in report.inputs)
+    return f"input {inputs} · counted on {report.device} · {report.mode}"
+
+
+def render(report: Report, options: RenderOptions) -> str:
+    cols = resolve_columns(options.columns)
+    lines = [f"## {cell(report.model.spec)} ({cell(report.model.class_name)})", "",
+             caption(report), ""]
+    if report.error:  # a partial report: say so before the rows that did run
+        lines += [f"**Forward failed:** {cell(str(report.error.get('message', '')))}", ""]
+    lines.append("| Layer | " + " | ".join(c.header for c in cols) + " |")
+    lines.append("|---|" + "".join("---:|" if c.justify == "right" else "---|" for c in cols))
+    for index in visible_layers(report, options.depth):
+        layer = report.layers[index]
+        folded = options.depth is not None and layer.depth == options.depth and not layer.is_leaf
+        # full dotted names: Markdown collapses the indentation a tree would need
+        name = f"`{cell(layer.name)}`" + (" …" if folded else "")
+        lines.append("| " + " | ".join([name, *(cell(c.cell(layer)) for c in cols)]) + " |")
+    totals = [f"**{cell(c.total(report))}**" if c.total(report) else "" for c in cols]
+    lines.append("| **Total** | " + " | ".join(totals) + " |")
+    lines.append("")
+    for note in footnotes(report):
+        lines += [cell(note), ""]
+    return "\n".join(lines)
