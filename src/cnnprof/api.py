@@ -25,6 +25,7 @@ from cnnprof.inputs import (
 from cnnprof.report import ModelInfo, Report, TensorInfo
 from cnnprof.trace.build import freeze, model_totals
 from cnnprof.trace.engine import TraceRun, meta_stand_ins, needs_real_values, run_observed
+from cnnprof.trace.stand_ins import call_with
 from cnnprof.weights import apply as apply_weights
 from cnnprof.weights import load_state_dict
 from cnnprof.weights import stand_ins as weight_stand_ins
@@ -58,7 +59,9 @@ def check_device(device: str) -> str:
     raise DeviceError(f"unknown device {device!r}", hint="use meta, cpu or cuda[:N]")
 
 
-def _specs(inputs: Any, entry: ZooEntry | None) -> tuple[list[InputSpec], list[torch.Tensor] | None]:
+def _specs(
+    inputs: Any, entry: ZooEntry | None
+) -> tuple[list[InputSpec], list[torch.Tensor] | None]:
     """Input specs, and the user's own tensors when they passed tensors."""
     if inputs is None or (isinstance(inputs, (list, tuple)) and len(inputs) == 0):
         if entry is not None and entry.default_inputs:
@@ -195,7 +198,7 @@ def profile(
 def _input_infos(specs: list[InputSpec], given: list[torch.Tensor] | None,
                  batch: int) -> tuple[TensorInfo, ...]:
     if given is not None:
-        return tuple(TensorInfo(tuple(t.shape), s.dtype) for s, t in zip(specs, given))
+        return tuple(TensorInfo(tuple(t.shape), s.dtype) for s, t in zip(specs, given, strict=True))
     return tuple(TensorInfo((batch, *s.shape), s.dtype) for s in specs)
 
 
@@ -283,11 +286,11 @@ def _count(
         if weights is not None:
             stand_ins.update(weight_stand_ins(model, *weights, dev))
         if cast is not None:
-            stand_ins = {k: v.to(cast) if v.is_floating_point() else v for k, v in stand_ins.items()}
+            stand_ins = {k: v.to(cast) if v.is_floating_point() else v
+                         for k, v in stand_ins.items()}
 
-        def call() -> Any:
-            return torch.func.functional_call(model, stand_ins, args, strict=False,
-                                              tie_weights=True)
+        def call() -> Any:  # functional_call's semantics, ties kept (trace/stand_ins.py)
+            return call_with(model, stand_ins, args)
 
         return run_observed(model, call, train=train, registry=registry,
                             backward=backward), model, dev
@@ -297,7 +300,8 @@ def _count(
         reason = (str(run.error).strip().splitlines() or [type(run.error).__name__])[0]
         retry, retry_model, retry_used = attempt("cpu")
         if retry.error is None:
-            notes.append(f"the forward needs real values (on the meta device: {_clip(reason, 160)});"
+            notes.append("the forward needs real values (on the meta device: "
+                         f"{_clip(reason, 160)});"
                          " counted on the CPU instead")
             return retry, retry_model, retry_used
         if needs_real_values(run.error):

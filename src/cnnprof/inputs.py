@@ -116,5 +116,7 @@ def make_tensor(spec: InputSpec, batch: int, device: str | torch.device) -> torc
     return torch.zeros(shape, dtype=dtype, device=device)
 
 
-def make_tensors(specs: list[InputSpec], batch: int, device: str | torch.device) -> list[torch.Tensor]:
+def make_tensors(
+    specs: list[InputSpec], batch: int, device: str | torch.device
+) -> list[torch.Tensor]:
     return [make_tensor(s, batch, device) for s in specs]

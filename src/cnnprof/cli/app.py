@@ -16,7 +16,8 @@ app = typer.Typer(
     name="cnnprof",
     help=(
         "Per-layer shapes, parameters, MACs/FLOPs, memory and timings of PyTorch models.\n\n"
-        "Profile a model:  cnnprof MODEL [--input 3x224x224] [OPTIONS]   (see: cnnprof profile --help)"
+        "Profile a model:  cnnprof MODEL [--input 3x224x224] [OPTIONS]   "
+        "(see: cnnprof profile --help)"
     ),
     add_completion=False,
     no_args_is_help=True,

@@ -53,7 +53,8 @@ def format_for(fmt: str | None, output: Path | None) -> str:
     if fmt:
         name = fmt.lower()
         if name not in FORMATS:
-            raise UsageError(f"unknown --format {fmt!r}", hint=f"known: {', '.join(sorted(FORMATS))}")
+            known = ", ".join(sorted(FORMATS))
+            raise UsageError(f"unknown --format {fmt!r}", hint=f"known: {known}")
         return name
     if output is not None:
         suffix = output.suffix.lower()

@@ -69,7 +69,9 @@ def footnotes(report: Report) -> list[str]:
     return out
 
 
-def render(report: Report, *, depth: int | None = None, columns: str | None = None) -> RenderableType:
+def render(
+    report: Report, *, depth: int | None = None, columns: str | None = None
+) -> RenderableType:
     parts: list[RenderableType] = [build_table(report, depth=depth, columns=columns)]
     parts.extend(Text(line) for line in footnotes(report))
     return Group(*parts)

@@ -32,7 +32,6 @@ import torch
 MAX_ENTRIES = 50_000
 
 _META = torch.device("meta")
-_COMPLEX = frozenset({torch.complex32, torch.complex64, torch.complex128})
 _PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
 
 #: per op overload, from its schema (computed once): None when its result cannot be rebuilt
@@ -70,23 +69,31 @@ def _schema_cacheable(func: Any) -> tuple[bool, ...] | None:
     return tuple(written)
 
 
-def _tensor_key(t: torch.Tensor, tensors: list[torch.Tensor]) -> tuple[Any, ...]:
-    if (type(t) not in _PLAIN_TYPES or t.device != _META or t.layout != torch.strided
-            or t.dtype in _COMPLEX):
+_SCALARS = frozenset({type(None), bool, int, float, str, torch.dtype, torch.device,
+                      torch.memory_format, torch.layout})
+#: marks a tensor in a key: its shape, stride, dtype and storage offset follow
+_T = object()
+
+
+def _flatten(value: Any, key: list[Any], tensors: list[torch.Tensor]) -> None:
+    """Append an unambiguous flat encoding of ``value`` to ``key`` (types and lengths are part
+    of it, so nesting cannot collide); meta tensors go to ``tensors`` as well."""
+    kind = type(value)
+    if kind in _SCALARS:
+        key.append(kind)
+        key.append(value)
+    elif kind in _PLAIN_TYPES:
+        if not value.is_meta or value.layout is not torch.strided or value.is_complex():
+            raise _NotCacheable
+        tensors.append(value)
+        key += (_T, value.shape, value.stride(), value.dtype, value.storage_offset())
+    elif kind is list or kind is tuple:
+        key.append(kind)
+        key.append(len(value))
+        for item in value:
+            _flatten(item, key, tensors)
+    else:
         raise _NotCacheable
-    tensors.append(t)
-    return (t.shape, t.stride(), t.dtype, t.storage_offset())
-
-
-def _value_key(value: Any, tensors: list[torch.Tensor]) -> Any:
-    if isinstance(value, torch.Tensor):
-        return _tensor_key(value, tensors)
-    if isinstance(value, (list, tuple)):
-        return (type(value), tuple(_value_key(v, tensors) for v in value))
-    if value is None or isinstance(value, (bool, int, float, str, torch.dtype, torch.device,
-                                           torch.memory_format, torch.layout)):
-        return (type(value), value)
-    raise _NotCacheable
 
 
 def run_op(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -98,13 +105,17 @@ def run_op(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if written is None:
         return func(*args, **kwargs)
     tensors: list[torch.Tensor] = []
+    parts: list[Any] = [func]
     try:
-        key = (func, _value_key(args, tensors),
-               tuple((k, _value_key(v, tensors)) for k, v in kwargs.items()) if kwargs else ())
+        _flatten(args, parts, tensors)
+        for name, value in kwargs.items():
+            parts.append(name)
+            _flatten(value, parts, tensors)
     except _NotCacheable:
         return func(*args, **kwargs)
     if not tensors:
         return func(*args, **kwargs)  # factories: their device may come from a default
+    key = tuple(parts)
     stored = _RESULTS.get(key)
     if stored is not None:
         outs = [tensors[spec[1]] if spec[0] == "arg" else
@@ -122,7 +133,7 @@ def _store(key: tuple[Any, ...], out: Any, tensors: list[torch.Tensor],
     if len(results) != len(written):
         return
     specs: list[tuple[Any, ...]] = []
-    for result, in_place in zip(results, written):
+    for result, in_place in zip(results, written, strict=True):
         if type(result) not in _PLAIN_TYPES:
             return
         if in_place:  # must be one of the inputs, returned as itself

@@ -22,12 +22,25 @@ def iter_tensors(obj: Any, _depth: int = 0) -> Iterator[torch.Tensor]:
             yield from iter_tensors(item, _depth + 1)
 
 
+_DTYPE_NAMES: dict[torch.dtype, str] = {}
+
+
 def shapes_and_dtypes(obj: Any) -> tuple[tuple[tuple[int, ...], ...], tuple[str, ...]]:
-    tensors = list(iter_tensors(obj))
-    return (
-        tuple(tuple(int(d) for d in t.shape) for t in tensors),
-        tuple(str(t.dtype).removeprefix("torch.") for t in tensors),
-    )
+    # runs twice per module call (hooks): the one-tensor case skips the generator walk
+    if isinstance(obj, torch.Tensor):
+        tensors = [obj]
+    elif (type(obj) is tuple and len(obj) == 2 and type(obj[0]) is tuple and not obj[1]
+          and all(isinstance(t, torch.Tensor) for t in obj[0])):
+        tensors = list(obj[0])  # a pre-hook's (args, {}) with tensor arguments only
+    else:
+        tensors = list(iter_tensors(obj))
+    names = []
+    for t in tensors:
+        name = _DTYPE_NAMES.get(t.dtype)
+        if name is None:
+            name = _DTYPE_NAMES[t.dtype] = str(t.dtype).removeprefix("torch.")
+        names.append(name)
+    return tuple(tuple(t.shape) for t in tensors), tuple(names)
 
 
 def tensor_bytes(obj: Any) -> int:

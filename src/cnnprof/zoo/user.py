@@ -26,7 +26,7 @@ from cnnprof.zoo.base import ZooEntry
 
 def is_user_spec(spec: str) -> bool:
     path_part = spec.rsplit(":", 1)[0] if ":" in spec else spec
-    return ":" in spec and not spec.startswith("timm:") or path_part.endswith(".py")
+    return (":" in spec and not spec.startswith("timm:")) or path_part.endswith(".py")
 
 
 def parse_args(pairs: list[str]) -> dict[str, Any]:
