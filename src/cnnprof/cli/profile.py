@@ -27,8 +27,10 @@ def register(app: typer.Typer) -> None:
                                   "input; with --time a list (1,8,32) adds a sweep."),
         dtype: str = typer.Option(None, "--dtype", help="Floating dtype of model and inputs: "
                                   "float32, float16, bfloat16, float64."),
-        device: str = typer.Option("meta", "--device", "-d", help="meta (count without memory, "
-                                   "default), cpu or cuda[:N]."),
+        device: str = typer.Option("auto", "--device", "-d", help="auto (default: meta, or the "
+                                   "CPU for a small model when that is faster; see "
+                                   "docs/performance.md), meta (count without memory), cpu "
+                                   "or cuda[:N]."),
         depth: int = typer.Option(None, "--depth", min=0, help="Fold layers deeper than N "
                                   "into their parents (table only)."),
         fmt: str = typer.Option(None, "--format", "-f", help="table (default) or json; others "
@@ -64,6 +66,9 @@ def register(app: typer.Typer) -> None:
         peak_tflops: float = typer.Option(None, "--peak-tflops", help="Compute roof for the "
                                           "roofline (default: the known GPU's, per dtype)."),
         peak_gbps: float = typer.Option(None, "--peak-gbps", help="Memory roof in GB/s."),
+        graphs: bool = typer.Option(False, "--graphs", help="CUDA only: per-layer times from "
+                                    "isolated CUDA-graph replays (no launch gaps; eager "
+                                    "figures kept too); implies --time."),
         # --- end timing options --------------------------------------------------------------
     ) -> None:
         """Profile MODEL: per-layer shapes, params, MACs and FLOPs (use it without the word
@@ -77,12 +82,15 @@ def register(app: typer.Typer) -> None:
         # --- timing: --batch takes a list (1,8,32); the first is counted and timed per layer
         from cnnprof.timing import cli as timing_cli
 
-        time_ = time_ or kernels
+        time_ = time_ or kernels or graphs
+        if time_ and device.strip().lower() == "auto":
+            device = "meta"  # --time needs --device named; keeps its "needs a real device" error
         batches = timing_cli.parse_batches(batch)
         batch_size = batches[0]
         timing_cli.check_options(time=time_, device=device, batches=batches, warmup=warmup,
                                  repeats=repeats, channels_last=channels_last,
-                                 peak_tflops=peak_tflops, peak_gbps=peak_gbps)
+                                 peak_tflops=peak_tflops, peak_gbps=peak_gbps,
+                                 graphs=graphs, mode=mode)
         # --- end timing ---
         if dtype:
             parse_dtype(dtype)
@@ -115,7 +123,8 @@ def register(app: typer.Typer) -> None:
                                             warmup=warmup, repeats=repeats, dtype=dtype,
                                             channels_last=channels_last, kernels=kernels,
                                             peak_tflops=peak_tflops, peak_gbps=peak_gbps,
-                                            model_args=kwargs, command=command)
+                                            model_args=kwargs, command=command,
+                                            graphs=graphs)
         except ModelFailedError as exc:
             exc.report = _note_printed(exc.report, printed.getvalue())
             _emit_failure(exc, name, output, options)

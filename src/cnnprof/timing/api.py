@@ -24,6 +24,7 @@ from cnnprof.inputs import FLOAT_DTYPES, InputSpec, make_tensors, parse_dtype, t
 from cnnprof.report import LayerRecord, Report
 from cnnprof.timing import roofline
 from cnnprof.timing.clocks import Clock, clock_for
+from cnnprof.timing.graphs import CudaGraphBackend, GraphBackend, GraphResult, Plan
 from cnnprof.timing.kernels import KernelStats, profile_kernels
 from cnnprof.timing.memory import MemoryResult, measure_memory
 from cnnprof.timing.stats import summarize
@@ -31,6 +32,7 @@ from cnnprof.timing.timer import (
     LayerTimer,
     Schedule,
     TimerResult,
+    module_names,
     run_timing,
     time_unhooked,
 )
@@ -74,6 +76,9 @@ def time_report(
     clock: Clock | None = None,
     command: str | None = None,
     seed: int = 0,
+    graphs: bool = False,
+    graph_backend: GraphBackend | None = None,
+    graph_plan: Plan | None = None,
 ) -> Report:
     """Time every layer of ``model`` on ``device`` and return ``report`` with times filled.
 
@@ -82,6 +87,11 @@ def time_report(
     Eval mode runs under ``no_grad``; a report made with ``mode="train"`` also times the
     backward pass. Raises ``UsageError`` on the meta device and ``ModelFailedError`` when
     the forward fails (CUDA out of memory included, with the layer that asked).
+
+    ``graphs=True`` (``--graphs``, CUDA and eval only) also runs the graph-replay pass of
+    ``cnnprof.timing.graphs``: per-layer times become isolated CUDA-graph replays (no launch
+    gaps), the eager figures stay in the report beside them. ``graph_backend`` replaces the
+    CUDA backend (tests use ``FakeGraphBackend``).
     """
     from cnnprof.api import check_device
 
@@ -90,6 +100,12 @@ def time_report(
         raise UsageError("--time needs a real device: the meta device runs no arithmetic",
                          hint="add --device cuda (or --device cpu)")
     kind = "cuda" if device.startswith("cuda") else "cpu"
+    if graphs and kind != "cuda" and graph_backend is None:
+        raise UsageError("--graphs needs --device cuda: it replays CUDA graphs",
+                         hint="drop --graphs on the CPU, where eager times have no launch gaps")
+    if graphs and report.mode == "train":
+        raise UsageError("--graphs times the forward in eval mode only",
+                         hint="drop --graphs, or --mode train")
     default_warmup, default_repeats = DEFAULT_SCHEDULE[kind]
     schedule = Schedule(default_warmup if warmup is None else warmup,
                         default_repeats if repeats is None else repeats)
@@ -122,6 +138,11 @@ def time_report(
             failed: list[str | None] = [None]
             with _failure_guard(batch, lambda: failed[0]):
                 mem = measure_memory(module, call, device, failed=failed)
+        # graph capture allocates private memory pools: only after the peak-memory pass
+        graph: GraphResult | None = None
+        if graphs:
+            graph = _graph_pass(module, call, device, graph_backend, graph_plan, schedule,
+                                result, batch, progress)
         kstats: KernelStats | None = None
         if kernels:
             if progress is not None:
@@ -131,10 +152,28 @@ def time_report(
                 progress("kernels", 1, 1)
 
     return _assemble(report, result, plain_e2e, plain_host, sweep_rows, mem, kstats,
-                     device=device, schedule=schedule, batch=batch, dtype=float_dtype,
+                     graph=graph, device=device, schedule=schedule, batch=batch, dtype=float_dtype,
                      channels_last=channels_last, peak_tflops=peak_tflops,
                      peak_gbps=peak_gbps, clock=clock, command=command,
                      multi=len(sweep_batches) > 1)
+
+
+def _graph_pass(module: torch.nn.Module, call: Callable[[], Any], device: str,
+                backend: GraphBackend | None, plan: Plan | None, schedule: Schedule,
+                eager: TimerResult, batch: int, progress: Progress | None) -> GraphResult:
+    from cnnprof.timing.graphs import run_graph_pass
+
+    named = module_names(module)
+    names = [n for n, _ in named]
+    modules = [m for _, m in named]
+    device_ctx = (torch.cuda.device(torch.device(device)) if device.startswith("cuda")
+                  else contextlib.nullcontext())
+    with device_ctx, _failure_guard(batch, None):
+        if backend is None:
+            backend = CudaGraphBackend(device)
+        return run_graph_pass(modules, names, call, backend, warmup=schedule.warmup,
+                              repeats=schedule.repeats, eager=eager, plan=plan,
+                              progress=progress)
 
 
 # -- preparation ------------------------------------------------------------------------
@@ -324,13 +363,18 @@ def _subtree_types(layers: Sequence[LayerRecord]) -> list[list[str]]:
 
 def _assemble(report: Report, result: TimerResult, plain_e2e: list[float],
               plain_host: list[float], sweep_rows: list[dict[str, Any]],
-              mem: MemoryResult | None, kstats: KernelStats | None, *, device: str,
+              mem: MemoryResult | None, kstats: KernelStats | None, *,
+              graph: GraphResult | None = None, device: str,
               schedule: Schedule, batch: int, dtype: str, channels_last: bool,
               peak_tflops: float | None, peak_gbps: float | None, clock: Clock,
               command: str | None, multi: bool) -> Report:
     cuda = device.startswith("cuda")
     hooked = summarize(result.end_to_end_s)
     plain = summarize(plain_e2e) if plain_e2e else None
+    graph_e2e = summarize(graph.end_to_end_s) if graph and graph.end_to_end_s else None
+    # shares are of the whole-model time measured the same way as the layers
+    whole = graph_e2e.median_s if graph_e2e is not None else hooked.median_s
+    iso = graph.isolated if graph is not None else None
     info = _device_info(device)
 
     peaks = roofline.lookup(info["device_name"]) if cuda else None
@@ -347,20 +391,31 @@ def _assemble(report: Report, result: TimerResult, plain_e2e: list[float],
             continue
         s = summarize(samples)
         own = summarize(result.self_s[rec.name])
+        if rec.is_leaf:
+            leaf_self_sum += own.median_s  # the eager figure, in either mode
+        extra: dict[str, Any] = {}
+        if iso is not None and rec.name in iso.inclusive_s:
+            # graph mode: the isolated replays are the layer's times; eager ones ride along
+            extra = {"method": iso.method[rec.name], "eager_median_s": s.median_s,
+                     "eager_self_median_s": own.median_s}
+            if rec.name in iso.per_window:
+                extra["graph_calls_per_window"] = iso.per_window[rec.name]
+            samples = iso.inclusive_s[rec.name]
+            s = summarize(samples)
+            own = summarize(iso.self_s[rec.name])
         time: dict[str, Any] = {
             "median_s": s.median_s, "p10_s": s.p10_s, "p90_s": s.p90_s, "min_s": s.min_s,
             "self_median_s": own.median_s, "self_p10_s": own.p10_s, "self_p90_s": own.p90_s,
-            "share": s.median_s / hooked.median_s if hooked.median_s > 0 else 0.0,
+            "share": s.median_s / whole if whole > 0 else 0.0,
             "calls": result.calls.get(rec.name, 0),
             "samples_s": list(samples),
+            **extra,
         }
         # a shared module's backward marks span all its calls: no single interval to report
         if rec.name in result.backward_s and result.calls.get(rec.name, 0) == 1:
             back = [x for x in result.backward_s[rec.name] if x == x]  # drop NaN (no marks)
             if back:
                 time["backward_median_s"] = summarize(back).median_s
-        if rec.is_leaf:
-            leaf_self_sum += own.median_s
         changes: dict[str, Any] = {"time": time}
         if mem is not None and rec.name in mem.layers:
             changes["memory"] = dict(mem.layers[rec.name])
@@ -382,12 +437,18 @@ def _assemble(report: Report, result: TimerResult, plain_e2e: list[float],
     if cuda and plain is not None and host_plain is not None:
         launch_bound = (host_plain >= LAUNCH_BOUND_HOST_RATIO * plain.median_s
                         or (overhead is not None and overhead > OVERHEAD_LIMIT))
-        if launch_bound:
+        if launch_bound and graph is not None:
+            notes.append(
+                f"launch-bound: the CPU took {host_plain * 1e3:.3g} ms to queue a forward the "
+                f"GPU ran in {plain.median_s * 1e3:.3g} ms (hooks add {100 * (overhead or 0):.1f}%)"
+                "; the eager figures (end-to-end, eager_median_s) include launch gaps, the "
+                "per-layer graph-replay times do not.")
+        elif launch_bound:
             notes.append(
                 f"launch-bound: the CPU took {host_plain * 1e3:.3g} ms to queue a forward the "
                 f"GPU ran in {plain.median_s * 1e3:.3g} ms (hooks add {100 * (overhead or 0):.1f}%)"
                 "; per-layer times then include launch gaps and overstate GPU work. "
-                "A larger --batch shows the kernels' own times.")
+                "A larger --batch shows the kernels' own times (or --graphs on CUDA).")
     elif overhead is not None and overhead > OVERHEAD_LIMIT:
         notes.append(f"hooks added {100 * overhead:.1f}% to the end-to-end time; small layers' "
                      "times include that overhead")
@@ -427,9 +488,39 @@ def _assemble(report: Report, result: TimerResult, plain_e2e: list[float],
         timing["kernel_iterations"] = kstats.iterations
     if multi:
         timing["sweep"] = sweep_rows
+    if graph is not None:
+        timing.update(_graph_timing(graph, graph_e2e, notes))
     if command:
         timing["command"] = command
     return report.with_updates(layers=tuple(layers), timing=timing)
+
+
+def _graph_timing(graph: GraphResult, e2e: Any, notes: list[str]) -> dict[str, Any]:
+    """The graph pass's top-level keys; adds its notes to ``notes``."""
+    iso = graph.isolated
+    leaves, parents = iso.medians()
+    out: dict[str, Any] = {
+        "mode": "graph",
+        "end_to_end_graph_median_s": e2e.median_s if e2e is not None else None,
+        "end_to_end_graph_p10_s": e2e.p10_s if e2e is not None else None,
+        "end_to_end_graph_p90_s": e2e.p90_s if e2e is not None else None,
+        "end_to_end_graph_samples_s": list(graph.end_to_end_s),
+        "isolated_leaf_sum_s": leaves,
+        "isolated_parent_self_sum_s": parents,
+        "isolated_sum_s": leaves + parents,
+        "graph_fallbacks": dict(iso.failures),
+        "graph_plan": graph.plan.to_dict(),
+        "graph_seconds": graph.seconds,
+    }
+    if graph.end_to_end_failure:
+        notes.append("the whole model could not be captured in one CUDA graph "
+                     f"({graph.end_to_end_failure}); no end_to_end_graph figure")
+    if iso.failures:
+        names = ", ".join(n or "<model>" for n in list(iso.failures)[:5])
+        more = f" and {len(iso.failures) - 5} more" if len(iso.failures) > 5 else ""
+        notes.append(f"{len(iso.failures)} layer(s) could not be captured in a CUDA graph and "
+                     f"keep eager event times (method 'events'): {names}{more}")
+    return out
 
 
 def _fields(rec: LayerRecord) -> dict[str, Any]:

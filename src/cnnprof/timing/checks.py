@@ -6,6 +6,11 @@ The bounds are the design's promises at batch 32 on a datacenter GPU:
   (b) leaf self times sum to within 10% of the hooked end-to-end median;
   (c) each layer over 50 µs is within 10% of the kernel time torch.profiler attributes to it;
   (d) the reported peak memory is within 5% of ``max_memory_allocated`` of a plain forward.
+
+A report timed with ``--graphs`` also gets the graph-mode versions (same 10% bounds):
+  (b') isolated leaf times + parents' isolated self times vs the whole-model graph replay;
+  (c') each layer's isolated graph time vs its profiler kernel time.
+(b) and (c) on such a report use the eager figures it keeps (``eager_median_s``).
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ def leaf_sum(report: Report) -> Check:
     ratio = total / e2e - 1.0
     # time spent in parents' own code (a residual add, attention's matmuls in
     # MultiheadAttention.forward) is real work outside any leaf: name the largest
-    parents = sorted(((r.time or {}).get("self_median_s", 0.0), r.name) for r in report.layers
+    parents = sorted((_eager(r.time or {}, "self_median_s"), r.name) for r in report.layers
                      if not r.is_leaf and r.time)
     top = ", ".join(f"{n or '<model>'} {s * 1e3:.3f} ms" for s, n in parents[::-1][:3])
     return Check("leaf_self_sum", ratio, LEAF_SUM_BOUND, abs(ratio) <= LEAF_SUM_BOUND,
@@ -61,24 +66,64 @@ def leaf_sum(report: Report) -> Check:
                  f"times: {top}")
 
 
-def kernel_match(report: Report, min_s: float = KERNEL_MIN_S) -> Check:
-    """Layers whose median is over ``min_s``: |median / kernel time - 1| ≤ bound."""
+def _eager(t: dict[str, Any], key: str) -> float:
+    """The eager figure of a layer: kept as ``eager_<key>`` in graph mode."""
+    return float(t.get("eager_" + key, t.get(key, 0.0)))
+
+
+def is_graph(report: Report) -> bool:
+    return (report.timing or {}).get("mode") == "graph"
+
+
+def kernel_match(report: Report, min_s: float = KERNEL_MIN_S, *, graph: bool = False) -> Check:
+    """Layers whose median is over ``min_s``: |median / kernel time - 1| ≤ bound.
+
+    ``graph=False`` checks the eager event times, ``graph=True`` the isolated graph-replay
+    times of a ``--graphs`` report (check name ``kernel_match_graph``)."""
+    name = "kernel_match_graph" if graph else "kernel_match"
+    if graph and not is_graph(report):
+        return Check(name, None, KERNEL_MATCH_BOUND, None, "not timed with --graphs")
     rows = []
+    fallback = 0
     for rec in report.layers:
         t = rec.time or {}
-        if t.get("median_s", 0.0) > min_s and t.get("kernel_s"):
-            rows.append((t["median_s"] / t["kernel_s"] - 1.0, rec.name, rec.is_leaf))
+        value = float(t.get("median_s", 0.0)) if graph else _eager(t, "median_s")
+        if value > min_s and t.get("kernel_s"):
+            rows.append((value / t["kernel_s"] - 1.0, rec.name, rec.is_leaf))
+            fallback += graph and t.get("method") == "events"
     if not rows:
-        return Check("kernel_match", None, KERNEL_MATCH_BOUND, None,
+        return Check(name, None, KERNEL_MATCH_BOUND, None,
                      "no layer over the threshold with kernel times (--kernels)")
     bad = [r for r in rows if abs(r[0]) > KERNEL_MATCH_BOUND]
     worst = max(rows, key=lambda r: abs(r[0]))
     leaves = [r for r in rows if r[2]]
     leaves_bad = [r for r in leaves if abs(r[0]) > KERNEL_MATCH_BOUND]
-    return Check("kernel_match", worst[0], KERNEL_MATCH_BOUND, not bad,
+    return Check(name, worst[0], KERNEL_MATCH_BOUND, not bad,
                  f"{len(rows) - len(bad)}/{len(rows)} layers within bound "
                  f"(leaves {len(leaves) - len(leaves_bad)}/{len(leaves)}); worst "
-                 f"{worst[1] or '<model>'} {100 * worst[0]:+.1f}%")
+                 f"{worst[1] or '<model>'} {100 * worst[0]:+.1f}%"
+                 + (f"; {fallback} of them on eager events (not capturable)" if fallback
+                    else ""))
+
+
+def isolated_sum(report: Report) -> Check:
+    """(b') isolated executed-leaf times + parents' isolated self times vs the whole-model
+    graph replay. Self times telescope to the root's isolated time, so this mostly catches
+    what clamping, capture fallbacks and isolation (warm caches) change; the leaves-only
+    share is in the detail."""
+    t = report.timing or {}
+    total, e2e = t.get("isolated_sum_s"), t.get("end_to_end_graph_median_s")
+    if not is_graph(report) or not total or not e2e:
+        return Check("isolated_sum", None, LEAF_SUM_BOUND, None,
+                     "no graph timing (--graphs)")
+    ratio = total / e2e - 1.0
+    fallbacks = len(t.get("graph_fallbacks") or {})
+    leaves_alone = t["isolated_leaf_sum_s"] / e2e - 1.0
+    return Check("isolated_sum", ratio, LEAF_SUM_BOUND, abs(ratio) <= LEAF_SUM_BOUND,
+                 f"leaves {t['isolated_leaf_sum_s'] * 1e3:.3f} ms + parents' own "
+                 f"{t['isolated_parent_self_sum_s'] * 1e3:.3f} ms vs graph replay "
+                 f"{e2e * 1e3:.3f} ms (leaves alone {100 * leaves_alone:+.1f}%)"
+                 + (f"; {fallbacks} layer(s) on eager events" if fallbacks else ""))
 
 
 def memory_match(report: Report, plain_peak_bytes: int | None) -> Check:
@@ -92,5 +137,9 @@ def memory_match(report: Report, plain_peak_bytes: int | None) -> Check:
 
 
 def all_checks(report: Report, plain_peak_bytes: int | None = None) -> list[Check]:
-    return [hook_overhead(report), leaf_sum(report), kernel_match(report),
-            memory_match(report, plain_peak_bytes)]
+    """(a)-(d) on the eager figures, then (b') and (c') for a ``--graphs`` report."""
+    out = [hook_overhead(report), leaf_sum(report), kernel_match(report),
+           memory_match(report, plain_peak_bytes)]
+    if is_graph(report):
+        out += [isolated_sum(report), kernel_match(report, graph=True)]
+    return out

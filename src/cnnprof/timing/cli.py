@@ -32,8 +32,18 @@ def parse_batches(text: str | int) -> list[int]:
 
 def check_options(*, time: bool, device: str, batches: list[int], warmup: int | None,
                   repeats: int | None, channels_last: bool, peak_tflops: float | None,
-                  peak_gbps: float | None) -> None:
+                  peak_gbps: float | None, graphs: bool = False,
+                  mode: str = "eval") -> None:
     """Usage errors (exit 2) before any model is built."""
+    if graphs:  # --graphs implies --time; it replays CUDA graphs of an eval forward
+        name = device.strip().lower()
+        if not name.startswith("cuda"):
+            raise UsageError(f"--graphs needs --device cuda, got --device {device}",
+                             hint="CUDA graphs exist only on NVIDIA GPUs; on the CPU plain "
+                                  "--time has no launch gaps to remove")
+        if mode.strip().lower() == "train":
+            raise UsageError("--graphs times the forward in eval mode only",
+                             hint="drop --graphs, or --mode train")
     if not time:
         given = [name for name, value in (
             ("--warmup", warmup), ("--repeats", repeats),
@@ -78,11 +88,12 @@ def progress_bar() -> Iterator[Progress | None]:
 def run(report: Report, model: str, *, device: str, batches: list[int], warmup: int | None,
         repeats: int | None, dtype: str | None, channels_last: bool, kernels: bool,
         peak_tflops: float | None, peak_gbps: float | None, model_args: dict[str, Any],
-        command: str | None) -> Report:
+        command: str | None, graphs: bool = False) -> Report:
     from cnnprof.timing.api import time_report
 
     with progress_bar() as progress:
         return time_report(report, model, device=device, warmup=warmup, repeats=repeats,
                            batches=batches, dtype=dtype, channels_last=channels_last,
                            kernels=kernels, peak_tflops=peak_tflops, peak_gbps=peak_gbps,
-                           model_args=model_args, progress=progress, command=command)
+                           model_args=model_args, progress=progress, command=command,
+                           graphs=graphs)
