@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import traceback
 from collections.abc import Sequence
@@ -37,7 +38,7 @@ InputLike = str | InputSpec | Sequence[int] | torch.Tensor
 def check_device(device: str) -> str:
     """Validate a device string; ``cuda`` without a GPU is a usage error, not a crash."""
     text = device.strip().lower()
-    if text in ("meta", "cpu"):
+    if text in ("meta", "cpu", "auto"):  # auto: cnnprof.device_choice
         return text
     if text == "gpu":
         text = "cuda"
@@ -101,7 +102,7 @@ def profile(
     *,
     batch: int = 1,
     dtype: str | None = None,
-    device: str = "meta",
+    device: str = "auto",
     mode: str = "eval",
     model_args: dict[str, Any] | None = None,
     registry: FormulaRegistry = REGISTRY,
@@ -112,8 +113,11 @@ def profile(
     """Profile ``model`` (an ``nn.Module`` or a zoo spec such as ``"alexnet"``).
 
     ``inputs``: per-sample shapes (``"3x224x224"``, ``(3, 224, 224)``, ``"16:int64"``) with
-    ``batch`` prepended, or ready tensors (used as they are). Counting runs on the meta
-    device by default: no arithmetic, no memory; the user's instance is never modified.
+    ``batch`` prepended, or ready tensors (used as they are). ``device="auto"`` (default)
+    counts on the meta device (no arithmetic, no memory) except for a small model in a
+    process where meta has not started yet, which a CPU forward counts faster
+    (cnnprof.device_choice); ``report.device`` says which. The user's instance is never
+    modified.
     Raises ``ModelFailedError`` (carrying the partial report) when the forward raises.
     ``weights``: a state-dict file (loaded with ``weights_only=True``), checked against the
     model on meta and loaded on a real device.
@@ -142,6 +146,9 @@ def profile(
     specs = with_dtype(specs, float_dtype)
 
     notes: list[str] = []
+    if device == "auto":
+        device = _auto_device(entry, model if isinstance(model, torch.nn.Module) else None,
+                              specs, given, batch, dtype)
     state = load_state_dict(weights) if weights is not None else None
     run, instance, used_device = _count(
         entry, model if isinstance(model, torch.nn.Module) else None,
@@ -193,6 +200,23 @@ def profile(
         report = report.with_updates(error=error)
         raise ModelFailedError(error["message"], hint=error.get("hint"), report=report)
     return report
+
+
+def _auto_device(entry: ZooEntry | None, instance: torch.nn.Module | None,
+                 specs: list[InputSpec], given: list[torch.Tensor] | None, batch: int,
+                 dtype: str | None) -> str:
+    """``device="auto"`` (rules and measurements: cnnprof.device_choice, docs/performance.md)."""
+    from cnnprof.device_choice import choose, meta_started
+
+    if entry is not None or instance is None or meta_started():
+        # a spec always counts on meta (built without initialising weights; the same JSON on
+        # every machine); zoo entries that need the CPU say so themselves (entry.meta_ok)
+        return "meta"
+    elements = (sum(t.numel() for t in given) if given is not None
+                else sum(batch * math.prod(s.shape) for s in specs))
+    params = sum(p.numel() for p in instance.parameters())
+    return choose(params=params, input_elements=elements, model_device=_model_device(instance),
+                  dtype=dtype)[0]
 
 
 def _input_infos(specs: list[InputSpec], given: list[torch.Tensor] | None,

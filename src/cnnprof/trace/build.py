@@ -132,10 +132,14 @@ class _ParamStats:
 
 
 def _stats(params: list[torch.Tensor], buffers: list[torch.Tensor]) -> tuple[int, int, int, int]:
-    numel = sum(p.numel() for p in params)
-    trainable = sum(p.numel() for p in params if p.requires_grad)
-    buffer_elems = sum(b.numel() for b in buffers)
-    nbytes = sum(p.numel() * p.element_size() for p in params)
+    numel = trainable = nbytes = 0
+    for p in params:  # one pass: this runs for every layer
+        n = p.numel()
+        numel += n
+        nbytes += n * p.element_size()
+        if p.requires_grad:
+            trainable += n
+    buffer_elems = sum(b.numel() for b in buffers) if buffers else 0
     return numel, trainable, buffer_elems, nbytes
 
 

@@ -42,11 +42,16 @@ def preserved_state(model: torch.nn.Module, *, train: bool) -> Iterator[None]:
     fastpath = torch.backends.mha.get_fastpath_enabled()
     try:
         torch.backends.mha.set_fastpath_enabled(False)
-        model.train(train)
+        # Module.train only sets the flags, unless a class overrides it: skip it when every
+        # flag is already right (the common eval-on-an-eval-model case; a setattr per module)
+        if any(flag is not train or type(m).train is not torch.nn.Module.train
+               for m, flag in flags):
+            model.train(train)
         yield
     finally:
         for module, flag in flags:
-            module.training = flag
+            if module.training is not flag:  # Module.__setattr__ is slow; most are unchanged
+                module.training = flag
         torch.backends.mha.set_fastpath_enabled(fastpath)
 
 

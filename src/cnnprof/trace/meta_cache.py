@@ -98,54 +98,73 @@ def _flatten(value: Any, key: list[Any], tensors: list[torch.Tensor]) -> None:
 
 def run_op(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``func(*args, **kwargs)``, answered from the cache when the call is on meta tensors."""
+    return run_op_keyed(func, args, kwargs)[0]
+
+
+def run_op_keyed(func: Any, args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...] | None]:
+    """``run_op`` and the call's key (None when it was not memoised): whatever is a pure
+    function of the call's metadata, such as its cost, can be memoised under the same key."""
     try:
         written = _CACHEABLE[func]
     except KeyError:
         written = _CACHEABLE[func] = _schema_cacheable(func)
     if written is None:
-        return func(*args, **kwargs)
+        return func(*args, **kwargs), None
     tensors: list[torch.Tensor] = []
-    parts: list[Any] = [func]
+    parts: list[Any] = [func, len(args)]
     try:
-        _flatten(args, parts, tensors)
+        for value in args:  # _flatten inlined for the common arguments: this is per op
+            kind = type(value)
+            if kind in _PLAIN_TYPES:
+                if not value.is_meta or value.layout is not torch.strided or value.is_complex():
+                    raise _NotCacheable
+                tensors.append(value)
+                parts += (_T, value.shape, value.stride(), value.dtype, value.storage_offset())
+            elif kind in _SCALARS:
+                parts.append(kind)
+                parts.append(value)
+            else:
+                _flatten(value, parts, tensors)
         for name, value in kwargs.items():
             parts.append(name)
             _flatten(value, parts, tensors)
     except _NotCacheable:
-        return func(*args, **kwargs)
-    if not tensors:
-        return func(*args, **kwargs)  # factories: their device may come from a default
+        return func(*args, **kwargs), None
+    if not tensors and kwargs.get("device") != _META:
+        # factories: cached only with an explicit meta device (a default device may change)
+        return func(*args, **kwargs), None
     key = tuple(parts)
     stored = _RESULTS.get(key)
     if stored is not None:
         outs = [tensors[spec[1]] if spec[0] == "arg" else
                 torch.empty_strided(spec[0], spec[1], dtype=spec[2], device=_META)
                 for spec in stored]
-        return outs[0] if len(outs) == 1 else tuple(outs)
+        return (outs[0] if len(outs) == 1 else tuple(outs)), key
     out = func(*args, **kwargs)
-    _store(key, out, tensors, written)
-    return out
+    return out, (key if _store(key, out, tensors, written) else None)
 
 
 def _store(key: tuple[Any, ...], out: Any, tensors: list[torch.Tensor],
-           written: tuple[bool, ...]) -> None:
+           written: tuple[bool, ...]) -> bool:
     results = out if isinstance(out, tuple) else (out,)
     if len(results) != len(written):
-        return
+        return False
     specs: list[tuple[Any, ...]] = []
     for result, in_place in zip(results, written, strict=True):
         if type(result) not in _PLAIN_TYPES:
-            return
+            return False
         if in_place:  # must be one of the inputs, returned as itself
             same = [i for i, t in enumerate(tensors) if t is result]
             if not same:
-                return
+                return False
             specs.append(("arg", same[0]))
         elif (result.device == _META and result.layout == torch.strided
               and all(t is not result for t in tensors)):
             specs.append((tuple(result.shape), result.stride(), result.dtype))
         else:
-            return
+            return False
     if len(_RESULTS) >= MAX_ENTRIES:
         _RESULTS.clear()
     _RESULTS[key] = tuple(specs)
+    return True

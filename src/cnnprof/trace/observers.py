@@ -10,6 +10,7 @@ CPU kernel, cuDNN, or the decomposition the meta device runs) cannot change the 
 from __future__ import annotations
 
 import sys
+import weakref
 from collections import Counter
 from typing import Any
 
@@ -20,7 +21,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from cnnprof.counting import REGISTRY, FormulaRegistry, OpKind
 from cnnprof.counting import formulas as _formulas  # noqa: F401  (registers the built-ins)
 from cnnprof.counting import vision_ops as _vision_ops  # noqa: F401
-from cnnprof.trace.meta_cache import run_op
+from cnnprof.trace.meta_cache import run_op_keyed
 from cnnprof.trace.structure import iter_tensors, shapes_and_dtypes, tensor_bytes
 
 
@@ -205,8 +206,24 @@ class _OpInfo:
         return tensor_bytes(out)
 
 
+#: what one op call adds to its module: read, write and activation bytes, MACs, FLOPs, and the
+#: op's name when it has no formula
+_Cost = tuple[int, int, int, int, int, "str | None"]
+_FREE: _Cost = (0, 0, 0, 0, 0, None)  # views: nothing at all (compared by identity)
+#: per registry: (its version, op-call key → cost); weak, so a test's registry goes with it
+_COST_MEMO: weakref.WeakKeyDictionary[FormulaRegistry, tuple[int, dict[Any, _Cost]]] = (
+    weakref.WeakKeyDictionary())
+
+
 class OpObserver(TorchDispatchMode):
     """Costs each aten op and charges it to the innermost running module."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch wraps a mode's __torch_dispatch__ in torch._dynamo.disable unless this says
+        # False; a count never runs under torch.compile, and the wrapper costs an import of
+        # torch._dynamo on the first op (1-2 s of CLI time) and a call per op.
+        return False
 
     def __init__(self, modules: ModuleObserver, registry: FormulaRegistry = REGISTRY) -> None:
         super().__init__()
@@ -233,32 +250,57 @@ class OpObserver(TorchDispatchMode):
                            kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         try:
-            out = run_op(func, args, kwargs)  # memoised on meta (trace/meta_cache.py)
+            # memoised on meta (trace/meta_cache.py); ``key`` is set when the call was keyed
+            out, key = run_op_keyed(func, args, kwargs)
         except Exception as exc:  # zero cost unless raised; the failure report names the op
             self.modules.failed_op = (self._info(func).name, args, kwargs, exc)
             raise
         if self.suppress:
             return out
-        info = self._info(func)
-        if info.kind is OpKind.VIEW:
+        # the key holds everything a formula reads (shapes, strides, dtypes, arguments), so a
+        # cost worked out once per key and registry version holds for every later call
+        memo = self._memo()
+        cost = memo.get(key) if key is not None else None
+        if cost is None:
+            cost = self._cost(func, args, kwargs, out)
+            if key is not None:
+                memo[key] = cost
+        if cost is _FREE:
             return out
         node = self.modules.current
+        read, write, act, macs, flops, missing = cost
+        node.read += read
+        node.write += write
+        node.act += act
+        node.macs += macs
+        node.flops += flops
+        if missing is not None:
+            node.unsupported[missing] += 1
+        return out
+
+    def _memo(self) -> dict[Any, _Cost]:
+        registry = self.registry
+        version, memo = _COST_MEMO.get(registry, (None, None))
+        if memo is None or version != registry.version:
+            memo = {}
+            _COST_MEMO[registry] = (registry.version, memo)
+        return memo
+
+    def _cost(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> _Cost:
+        """(read, write, activation bytes, MACs, FLOPs, unsupported op name or None)."""
+        info = self._info(func)
+        if info.kind is OpKind.VIEW:
+            return _FREE
         written = info.written(out)
-        node.read += tensor_bytes(args)
-        node.write += written
-        if not info.mutable:
-            node.act += written
+        read, act = tensor_bytes(args), (0 if info.mutable else written)
         if info.kind is OpKind.COMPUTE:
             try:
                 cost = info.formula(args, kwargs, out)
             except Exception:  # a formula bug must never break the user's forward
-                node.unsupported[f"{info.name} (formula failed)"] += 1
-                return out
-            node.macs += cost.macs
-            node.flops += cost.flops
-        elif info.kind is OpKind.UNSUPPORTED:
-            node.unsupported[info.name] += 1
-        return out
+                return read, written, act, 0, 0, f"{info.name} (formula failed)"
+            return read, written, act, cost.macs, cost.flops, None
+        return read, written, act, 0, 0, (info.name if info.kind is OpKind.UNSUPPORTED
+                                          else None)
 
 
 #: ``torch._C._current_autograd_node`` (the node the engine is running) is private API; when a

@@ -26,8 +26,18 @@ _DTYPE_NAMES: dict[torch.dtype, str] = {}
 
 
 def shapes_and_dtypes(obj: Any) -> tuple[tuple[tuple[int, ...], ...], tuple[str, ...]]:
-    # runs twice per module call (hooks): the one-tensor case skips the generator walk
+    # Runs in module hooks, where the trace's own TorchFunctionMode would intercept every
+    # ``.shape``/``.dtype`` read (about 2 µs each); nothing here needs it.
+    with torch._C.DisableTorchFunction():
+        return _shapes_and_dtypes(obj)
+
+
+def _shapes_and_dtypes(obj: Any) -> tuple[tuple[tuple[int, ...], ...], tuple[str, ...]]:
+    # runs twice per module call (hooks): the one-tensor cases skip the generator walk
     if isinstance(obj, torch.Tensor):
+        name = _DTYPE_NAMES.get(obj.dtype)
+        if name is not None:
+            return (tuple(obj.shape),), (name,)
         tensors = [obj]
     elif (type(obj) is tuple and len(obj) == 2 and type(obj[0]) is tuple and not obj[1]
           and all(isinstance(t, torch.Tensor) for t in obj[0])):
