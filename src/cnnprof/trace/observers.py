@@ -316,25 +316,18 @@ class BackwardOpObserver(OpObserver):
                            kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        info = self._info(func)
-        if info.kind is OpKind.VIEW:
+        cost = self._cost(func, args, kwargs, out)
+        if cost is _FREE:
             return out
         modules = self.modules
         node = modules.grad_owner.get(_current_autograd_node(), modules.root)
-        cost = node.bwd
-        if cost is None:
-            cost = node.bwd = [0, 0, 0, 0, 0]
-        written = info.written(out)
-        cost[3] += tensor_bytes(args)
-        cost[4] += written
-        if not info.mutable:
-            cost[2] += written
-        if info.kind is OpKind.COMPUTE:
-            op = info.formula(args, kwargs, out)
-            cost[0] += op.macs
-            cost[1] += op.flops
-        elif info.kind is OpKind.UNSUPPORTED:
-            node.unsupported[info.name] += 1
+        if node.bwd is None:
+            node.bwd = [0, 0, 0, 0, 0]
+        read, write, act, macs, flops, missing = cost
+        for index, value in enumerate((macs, flops, act, read, write)):
+            node.bwd[index] += value
+        if missing is not None:
+            node.unsupported[missing] += 1
         return out
 
 
@@ -382,8 +375,12 @@ class FusedFunctionObserver(TorchFunctionMode):
         node.act += written
         if formula is None:
             node.unsupported[name] += 1
-        else:
+            return out
+        try:
             cost = formula(args, kwargs, out)
-            node.macs += cost.macs
-            node.flops += cost.flops
+        except Exception:  # a formula bug must never break the user's forward
+            node.unsupported[f"{name} (formula failed)"] += 1
+            return out
+        node.macs += cost.macs
+        node.flops += cost.flops
         return out
