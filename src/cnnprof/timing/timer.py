@@ -185,7 +185,6 @@ class LayerTimer:
                                                           float, float, list[float] | None]:
         """One hooked call (hooks must be attached). Returns per-module inclusive and self
         seconds, calls, end-to-end seconds, host seconds and backward seconds (or None)."""
-        import time
 
         clock = self.clock
         self._ncalls = 0
@@ -193,15 +192,7 @@ class LayerTimer:
         if self.backward:
             self._bw_started = [False] * len(self._modules)
             self._bw_ended = [False] * len(self._modules)
-        begin = getattr(clock, "begin", None)
-        if begin is not None:
-            begin()
-        host0 = time.perf_counter()
-        clock.record(_E2E_START)
-        call()
-        clock.record(_E2E_END)
-        host = time.perf_counter() - host0
-        clock.sync()
+        host = _bracketed(call, clock)
         n = len(self._modules)
         inclusive = [0.0] * n
         own = [0.0] * n
@@ -229,9 +220,16 @@ class LayerTimer:
 
 def time_unhooked(call: Callable[[], Any], clock: Clock) -> tuple[float, float]:
     """One call with no hooks at all: (end-to-end seconds by ``clock``, host seconds)."""
-    import time
 
     clock.reserve(2)
+    host = _bracketed(call, clock)
+    return clock.elapsed_s(_E2E_START, _E2E_END), host
+
+
+def _bracketed(call: Callable[[], Any], clock: Clock) -> float:
+    """Run ``call`` between the end-to-end marks and synchronise; returns host seconds."""
+    import time
+
     begin = getattr(clock, "begin", None)
     if begin is not None:
         begin()
@@ -241,7 +239,7 @@ def time_unhooked(call: Callable[[], Any], clock: Clock) -> tuple[float, float]:
     clock.record(_E2E_END)
     host = time.perf_counter() - host0
     clock.sync()
-    return clock.elapsed_s(_E2E_START, _E2E_END), host
+    return host
 
 
 @dataclass
