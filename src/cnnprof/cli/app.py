@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         app(args=args, prog_name="cnnprof", standalone_mode=True)
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        if code == EXIT_INTERRUPTED:  # click turned Ctrl-C into a silent exit; say so
+            error("interrupted (the model was left as found)")
     except CnnprofError as exc:
         if _DEBUG:
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
