@@ -25,6 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -127,6 +128,160 @@ def run_case(case: Case) -> Outcome:
     return Outcome(case, wall, rss, int(totals["params"]), int(totals["macs"]))
 
 
+# -- the peers on the same models --------------------------------------------------------------
+# No peer builds a model on meta for the user, and none of these fits a 24 GB machine in fp32 at
+# full size except by luck, so each peer gets the model cnnprof would count: built on the meta
+# device, with a meta input. Each runs in its own process under an address-space cap, so a
+# peer that tries to materialise 206 GB fails instead of taking the machine down.
+
+PEER_TOOLS = ("thop", "fvcore", "ptflops (pytorch)", "ptflops (aten)", "torchinfo",
+              "FlopCounterMode")
+PEER_TIMEOUT_S = 180
+PEER_MEMORY_CAP = 8 * 1024**3
+
+
+def build_on_meta(key: str) -> tuple[Any, Any]:
+    """(model, input) on the meta device for a case key."""
+    import torch
+
+    if key == "vit_h_14":
+        import torchvision
+
+        with torch.device("meta"):
+            model = torchvision.models.vit_h_14(weights=None, image_size=518)
+        x = torch.empty(1, 3, 518, 518, device="meta")
+    elif key == "regnet_y_128gf":
+        import torchvision
+
+        from cnnprof.zoo.base import parameters_on_meta
+
+        with parameters_on_meta():
+            model = torchvision.models.regnet_y_128gf(weights=None)
+        model = model.to("meta")
+        x = torch.empty(1, 3, 384, 384, device="meta")
+    else:
+        with torch.device("meta"):
+            model = gt.giant_transformer()
+        x = torch.empty(1, 128, gt.D_MODEL, device="meta")
+    return model.eval(), x
+
+
+def run_peer(tool: str, key: str) -> dict[str, Any]:
+    """One peer on one meta-built model: its MACs and params (None where it reports none)."""
+    import contextlib
+    import io
+    import warnings
+
+    import torch
+
+    model, x = build_on_meta(key)
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), \
+            warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        if tool == "thop":
+            import thop
+
+            macs, params = thop.profile(model, inputs=(x,), verbose=False)
+        elif tool == "fvcore":
+            from fvcore.nn import FlopCountAnalysis, parameter_count
+
+            analysis = FlopCountAnalysis(model, x)
+            analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+            macs, params = analysis.total(), parameter_count(model)[""]
+        elif tool.startswith("ptflops"):
+            from ptflops import get_model_complexity_info
+
+            backend = "aten" if "aten" in tool else "pytorch"
+            macs, params = get_model_complexity_info(
+                model, tuple(x.shape[1:]), as_strings=False, print_per_layer_stat=False,
+                input_constructor=lambda _res: x, backend=backend)
+            if macs is None:
+                raise RuntimeError("returned (None, None): it swallows its exception")
+        elif tool == "torchinfo":
+            import torchinfo
+
+            stats = torchinfo.summary(model, input_data=x, device="meta", verbose=0)
+            macs, params = stats.total_mult_adds, stats.total_params
+        elif tool == "FlopCounterMode":
+            from torch.utils.flop_counter import FlopCounterMode
+
+            with FlopCounterMode(display=False) as counter:
+                model(x)
+            macs, params = counter.get_total_flops() / 2, None  # 2 FLOPs per MAC
+        else:
+            raise SystemExit(f"unknown tool {tool!r}")
+    return {"macs": float(macs), "params": None if params is None else int(params)}
+
+
+@dataclass(frozen=True)
+class PeerOutcome:
+    tool: str
+    macs: float | None = None
+    params: int | None = None
+    error: str | None = None
+
+
+def peer_outcome(tool: str, key: str) -> PeerOutcome:
+    import resource
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (PEER_MEMORY_CAP, PEER_MEMORY_CAP))
+
+    argv = [sys.executable, str(Path(__file__).resolve()), "--peer", tool, "--case", key]
+    try:
+        proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True,
+                              timeout=PEER_TIMEOUT_S, preexec_fn=cap)
+    except subprocess.TimeoutExpired:
+        return PeerOutcome(tool, error=f"no result in {PEER_TIMEOUT_S} s")
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        return PeerOutcome(tool, error=tail[:120])
+    data = json.loads(lines[-1])
+    return PeerOutcome(tool, data["macs"], data["params"])
+
+
+def _verdict(value: float | None, expected: int, *, rounded: bool) -> str:
+    if value is None:
+        return "—"
+    ok = (round(value / 1e9, 3) == round(expected / 1e9, 3)) if rounded else (
+        abs(value - expected) <= 1e-9 * expected)
+    if ok:
+        return f"{value:,.0f} ✓"
+    return f"{value:,.0f} ({(value / expected - 1) * 100:+.2f}%)"
+
+
+def render_peers(rows: list[tuple[Case, str, list[PeerOutcome]]]) -> list[str]:
+    lines = [
+        "",
+        "## The peers on the same models",
+        "",
+        "No peer builds a model on the meta device for its user; each was handed the model "
+        "cnnprof counts, built on meta, with a meta input (one process per peer, address "
+        f"space capped at {PEER_MEMORY_CAP / 1024**3:.0f} GiB, {PEER_TIMEOUT_S} s limit). "
+        "✓ = equal to the expected value (for regnet: at torchvision's 3 decimals of GMACs); "
+        "FlopCounterMode's FLOPs are halved to MACs; it reports no parameter count.",
+        "",
+    ]
+    for case, _key, outcomes in rows:
+        lines += [f"### {case.title}", "",
+                  f"Expected: {case.params:,} params, {case.macs:,} MACs.", "",
+                  "| tool | MACs | params |", "|---|---|---|"]
+        rounded = case.how.startswith("torchvision")
+        for o in outcomes:
+            if o.error is not None:
+                lines.append(f"| {o.tool} | fails: {o.error} | — |")
+                continue
+            params = "—" if o.params is None else (
+                f"{o.params:,} ✓" if o.params == case.params else
+                f"{o.params:,} ({(o.params / case.params - 1) * 100:+.2f}%)")
+            lines.append(f"| {o.tool} | {_verdict(o.macs, case.macs, rounded=rounded)} | "
+                         f"{params} |")
+        lines.append("")
+    return lines
+
+
 def machine() -> list[str]:
     import torch
     import torchvision
@@ -204,10 +359,22 @@ def render(outcomes: list[Outcome], floor: tuple[float, int]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stdout", action="store_true", help="print instead of writing")
+    parser.add_argument("--no-peers", action="store_true", help="skip the peers' section")
+    parser.add_argument("--peer", help=argparse.SUPPRESS)  # child mode: one peer, one model
+    parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.peer:
+        print(json.dumps(run_peer(args.peer, args.case)))
+        return 0
     floor = baseline()
-    outcomes = [run_case(c) for c in (vit_h_14_518(), regnet_y_128gf_384(), giant_encoder())]
+    cases = {"vit_h_14": vit_h_14_518(), "regnet_y_128gf": regnet_y_128gf_384(),
+             "giant_transformer": giant_encoder()}
+    outcomes = [run_case(c) for c in cases.values()]
     text = render(outcomes, floor)
+    if not args.no_peers:
+        rows = [(case, key, [peer_outcome(tool, key) for tool in PEER_TOOLS])
+                for key, case in cases.items()]
+        text += "\n".join(render_peers(rows)) + "\n"
     if args.stdout:
         sys.stdout.write(text)
     else:
