@@ -55,6 +55,7 @@ def _check(path: str | None, fmt: str, output: Path | None, width: int | None) -
 
     from cnnprof import budget
     from cnnprof.render.budget import build_table, render_rows, summary
+    from cnnprof.render.console import make_console
 
     spec = budget.load_budget(path)
     err = Console(stderr=True)
@@ -66,7 +67,7 @@ def _check(path: str | None, fmt: str, output: Path | None, width: int | None) -
         output.write_text(render_rows(rows, fmt, spec.path, width), encoding="utf-8")
         typer.echo(summary(rows), err=True)
     elif fmt == "table":
-        console = Console(width=width)
+        console = make_console(width)
         console.print(build_table(rows, f"cnnprof budget · {spec.path}"))
         console.print(summary(rows), highlight=False)
     else:

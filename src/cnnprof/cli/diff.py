@@ -56,9 +56,9 @@ def register(app: typer.Typer) -> None:
             output.write_text(render_diff(diff, name, shown, width), encoding="utf-8")
             typer.echo(f"wrote {output}", err=True)
         elif name == "table":
-            from rich.console import Console
+            from cnnprof.render.console import make_console
 
-            Console(width=width).print(renderable(diff, shown))
+            make_console(width).print(renderable(diff, shown))
         else:
             sys.stdout.write(render_diff(diff, name, shown, width))
         if threshold is None:

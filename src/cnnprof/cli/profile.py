@@ -146,8 +146,7 @@ def register(app: typer.Typer) -> None:
 
 def _emit(text: str | None, report: object, name: str, output: Path | None,
           options: object) -> None:
-    from rich.console import Console
-
+    from cnnprof.render.console import make_console
     from cnnprof.render.formats import RenderOptions
     from cnnprof.render.table import print_table
     from cnnprof.report import Report
@@ -165,7 +164,7 @@ def _emit(text: str | None, report: object, name: str, output: Path | None,
         typer.echo(f"wrote {output}", err=True)
         return
     if name == "table":
-        print_table(report, Console(width=options.width, soft_wrap=False), depth=options.depth,
+        print_table(report, make_console(options.width), depth=options.depth,
                     columns=options.columns)
         return
     assert text is not None
