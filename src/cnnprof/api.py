@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -351,7 +349,3 @@ def _model_device(model: torch.nn.Module) -> str | None:
     for buffer in model.buffers():
         return buffer.device.type
     return None
-
-
-def print_exception_chain(exc: BaseException) -> None:  # pragma: no cover - debug aid
-    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)

@@ -61,10 +61,7 @@ def resolve(spec: str, kwargs: dict[str, Any] | None = None) -> ZooEntry:
     if spec in classic.ENTRIES:
         return classic.entry(spec, kwargs)
     if spec in torchvision_zoo.names():
-        base = torchvision_zoo.entry(spec)
-        if kwargs:
-            return _with_kwargs(base, kwargs)
-        return base
+        return torchvision_zoo.entry(spec, kwargs)
     if spec.endswith(".py"):
         raise ModelLoadError(
             f"model file spec {spec!r} names no class",
@@ -74,28 +71,6 @@ def resolve(spec: str, kwargs: dict[str, Any] | None = None) -> ZooEntry:
     close = difflib.get_close_matches(spec.lower(), known, n=3, cutoff=0.6)
     hint = f"did you mean {', '.join(close)}?" if close else "see: cnnprof models"
     raise UnknownModelError(f"unknown model {spec!r}", hint=hint)
-
-
-def _with_kwargs(base: ZooEntry, kwargs: dict[str, Any]) -> ZooEntry:
-    from dataclasses import replace
-
-    inner = base.factory
-
-    def factory() -> Any:
-        import torchvision
-
-        builder = torchvision.models.get_model_builder(base.name)
-        from cnnprof.zoo.torchvision_zoo import default_weights, deploy_kwargs
-
-        merged = deploy_kwargs(base.name, default_weights(base.name), builder)
-        merged.update(kwargs)
-        try:
-            return builder(**merged)
-        except TypeError as exc:
-            raise ModelLoadError(f"{base.name}: bad --arg: {exc}") from exc
-
-    del inner
-    return replace(base, factory=factory)
 
 
 def list_models(filter_text: str | None = None) -> list[ListedModel]:

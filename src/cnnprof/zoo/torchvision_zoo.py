@@ -150,19 +150,27 @@ def default_weights(name: str) -> Any:
         return None
 
 
-def entry(name: str) -> ZooEntry:
+def entry(name: str, overrides: dict[str, Any] | None = None) -> ZooEntry:
+    """``name`` as its DEFAULT weights configure it; ``overrides`` (``--arg``) win."""
     import torchvision
+
+    from cnnprof.errors import ModelLoadError
 
     task = _tasks()[name]
     builder = torchvision.models.get_model_builder(name)
     weights = default_weights(name)
-    kwargs = deploy_kwargs(name, weights, builder)
+    kwargs = {**deploy_kwargs(name, weights, builder), **(overrides or {})}
     inputs, form = _default_inputs(task, weights)
 
     frozen_bn = weights is not None and _trained_backbone(builder)
 
     def factory() -> torch.nn.Module:
-        model: torch.nn.Module = builder(**kwargs)
+        try:
+            model: torch.nn.Module = builder(**kwargs)
+        except TypeError as exc:
+            if not overrides:
+                raise
+            raise ModelLoadError(f"{name}: bad --arg: {exc}") from exc
         return freeze_backbone(model) if frozen_bn else model
 
     description = f"torchvision {task}"
