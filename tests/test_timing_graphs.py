@@ -154,7 +154,7 @@ def test_graph_mode_exact_times_self_times_and_eager_figures_kept() -> None:
     assert t["end_to_end_median_s"] == pytest.approx(7.015 * MS)
     assert t["end_to_end_unhooked_median_s"] == pytest.approx(7.001 * MS)
     a = timed.layer("a").time
-    assert a["method"] == "graph" and a["median_s"] == pytest.approx(1 * MS)
+    assert a["method"] == "isolated" and a["median_s"] == pytest.approx(1 * MS)
     assert a["eager_median_s"] == pytest.approx(1.001 * MS)  # the hook's mark inside
     assert a["share"] == pytest.approx(1 / 7)  # of the graph end-to-end time
     assert len(a["samples_s"]) == 3  # one per window
@@ -171,11 +171,14 @@ def test_graph_mode_exact_times_self_times_and_eager_figures_kept() -> None:
     assert root["median_s"] == pytest.approx(7 * MS)
     assert root["self_median_s"] == pytest.approx(0.0, abs=1e-12)
     # (b'): leaves 1 + 2 + 3 + 0.5 = 6.5 ms, parents' own 0.5 (block) + 0 (root) = 7 ms
-    assert t["isolated_leaf_sum_s"] == pytest.approx(6.5 * MS)
-    assert t["isolated_parent_self_sum_s"] == pytest.approx(0.5 * MS)
-    assert t["isolated_sum_s"] == pytest.approx(7 * MS)
-    check = checks.isolated_sum(timed)
-    assert check.passed and check.value == pytest.approx(0.0, abs=1e-9)
+    assert t["graph_method"] == "isolated"
+    assert t["graph_leaf_sum_s"] == pytest.approx(6.5 * MS)
+    assert t["graph_parent_self_sum_s"] == pytest.approx(0.5 * MS)
+    assert t["graph_sum_s"] == pytest.approx(7 * MS)
+    check = checks.graph_leaf_sum(timed)
+    assert check.passed and check.value == pytest.approx(6.5 / 7 - 1)
+    assert "with parents' own +0.0%" in check.detail
+    assert checks.graph_mark_overhead(timed).passed is None  # no in-graph marks here
     assert t["graph_fallbacks"] == {} and backend.closed
     # the eager leaf sum is still the eager one: 6.5 ms + 5 marks of 1 µs
     assert t["leaf_self_sum_s"] == pytest.approx(6.5 * MS + 5 * US)
@@ -188,7 +191,7 @@ def test_uncapturable_layer_falls_back_to_event_times_and_is_marked() -> None:
     timed = _graph_timed(model, clock, backend)
     t = timed.timing
     ok, bad, root = timed.layer("0").time, timed.layer("1").time, timed.layer("").time
-    assert ok["method"] == "graph" and ok["median_s"] == pytest.approx(1 * MS)
+    assert ok["method"] == "isolated" and ok["median_s"] == pytest.approx(1 * MS)
     # the syncing layer keeps its eager event time; its parent (the whole model) contains
     # it, so it cannot be captured either
     assert bad["method"] == "events" and bad["median_s"] == pytest.approx(2 * MS)
@@ -197,7 +200,7 @@ def test_uncapturable_layer_falls_back_to_event_times_and_is_marked() -> None:
     assert "capturing" in t["graph_fallbacks"]["1"]
     assert t["end_to_end_graph_median_s"] is None
     assert any("could not be captured" in n for n in t["notes"])
-    assert checks.isolated_sum(timed).passed is None  # no graph end-to-end to compare
+    assert checks.graph_leaf_sum(timed).passed is None  # no graph end-to-end to compare
 
 
 def test_graph_mode_refused_on_cpu_without_backend_and_in_train_mode() -> None:
@@ -259,7 +262,7 @@ def test_failed_child_stands_in_with_eager_time_per_call() -> None:
     per_call: list[Measured | str] = [Measured([6 * MS], 1), Measured([2 * MS], 1),
                                       "CaptureError: sync", "CaptureError: sync"]
     res = combine(names, calls, per_call, _eager(names, {"y": (3 * MS, 2)}))
-    assert res.method == {"": "graph", "x": "graph", "y": "events"}
+    assert res.method == {"": "isolated", "x": "isolated", "y": "events"}
     assert res.failures == {"y": "CaptureError: sync"}
     assert res.inclusive_s["y"] == [3 * MS] and res.self_s["y"] == [1.5 * MS]  # eager's own
     # root self = 6 - 2 - 1.5 - 1.5 = 1 ms
@@ -332,4 +335,109 @@ def test_kernel_match_graph_uses_isolated_times_and_eager_uses_eager() -> None:
     eager = checks.kernel_match(with_kernels)
     assert eager.passed  # all within 10% here
     names = [c.name for c in checks.all_checks(with_kernels)]
-    assert names[-2:] == ["isolated_sum", "kernel_match_graph"]
+    assert names[-3:] == ["graph_mark_overhead", "graph_leaf_sum", "kernel_match_graph"]
+
+
+# -- marks inside the whole-model graph (cnnprof.timing.ingraph) -----------------------------
+def _in_graph_timed(model: nn.Module, clock: FakeClock, backend: FakeGraphBackend) -> Any:
+    from cnnprof.timing.api import time_report
+    from cnnprof.timing.ingraph import ClockWatch
+
+    return time_report(_report(model, (1, 2)), model, device="cpu", warmup=1, repeats=4,
+                       clock=clock, graphs=True, graph_backend=backend,
+                       graph_marks=(lambda: clock, ClockWatch))
+
+
+def test_in_graph_marks_share_boundaries_and_time_layers_in_context() -> None:
+    clock = FakeClock(per_record_s=1 * US)  # every mark left in the graph costs 1 µs
+    backend = FakeGraphBackend(clock)
+    timed = _in_graph_timed(Net(clock), clock, backend)
+    t = timed.timing
+    assert t["graph_method"] == "in_graph" and t["graph_variants"] == 1
+    # boundaries with work before them get a mark: the start, then after a, act, b, c, the
+    # block's own add and the second act; the other 8 module boundaries share one of those
+    assert t["graph_marks"] == [7]
+    assert t["end_to_end_graph_median_s"] == pytest.approx(7 * MS)  # unmarked replay
+    # 7 ms of layers plus the 6 marks after the first one, each 1 µs
+    assert t["end_to_end_graph_marked_median_s"] == pytest.approx(7.006 * MS)
+    assert t["graph_mark_overhead"] == pytest.approx(0.006 / 7)
+    assert t["graph_dense_mark_overhead"] == pytest.approx(0.006 / 7)
+    # each layer carries the cost of the mark that opened it, as on a GPU
+    a = timed.layer("a").time
+    assert a["method"] == "graph" and a["median_s"] == pytest.approx(1.001 * MS)
+    assert len(a["samples_s"]) == 4 and "graph_calls_per_window" not in a  # one per replay
+    block = timed.layer("block").time
+    assert block["median_s"] == pytest.approx(5.503 * MS)
+    assert block["self_median_s"] == pytest.approx(0.501 * MS)  # the residual add
+    act = timed.layer("act").time
+    assert act["calls"] == 2 and act["median_s"] == pytest.approx(0.502 * MS)
+    # self times telescope to the marked end-to-end
+    assert t["graph_sum_s"] == pytest.approx(7.006 * MS)
+    assert checks.graph_mark_overhead(timed).passed
+    leaf = checks.graph_leaf_sum(timed)
+    assert leaf.passed and leaf.value == pytest.approx(6.505 / 7.006 - 1)
+    assert backend.closed and not any("isolated" in n for n in t["notes"])
+
+
+def test_costly_marks_are_split_over_interleaved_variants() -> None:
+    from cnnprof.timing.ingraph import ClockWatch, MarkPlan, run_in_graph, variants_for
+
+    clock = FakeClock(per_record_s=0.1 * MS)  # marks that cost 100 µs each
+    backend = FakeGraphBackend(clock)
+    model = Net(clock)
+    x = torch.zeros(1, 2)
+    plan = MarkPlan(target_overhead=0.03)
+    found = run_in_graph(model, lambda: model(x), backend, lambda: clock, ClockWatch,
+                         unmarked_s=7 * MS, warmup=1, repeats=3, plan=plan)
+    # all 7 marks in one graph: 6 * 0.1 ms over 7 ms = 8.6% > 3% → ceil(8.6 / 3) = 3 graphs
+    assert found.dense_overhead == pytest.approx(0.6 / 7)
+    assert variants_for(found.dense_overhead, plan) == 3 and found.variants == 3
+    # calls 0..6 (root, a, act, block, b, c, act) go to variant i mod 3; each graph carries
+    # fewer marks than the dense one, and the worst one costs less than the dense overhead
+    assert all(n < 7 for n in found.marks)
+    overhead = found.overhead(7 * MS)
+    assert overhead is not None and overhead < found.dense_overhead
+    names = [n for n, _ in module_names(model)]
+    layers = combine(names, found.calls, found.per_call, None, method="graph")
+    # every call got samples from its own variant; a leaf's time is its work plus at most
+    # the one mark that opened it
+    for name, work in (("a", 1 * MS), ("block.b", 2 * MS), ("block.c", 3 * MS)):
+        got = layers.inclusive_s[name]
+        assert len(got) == 3
+        assert work <= got[0] <= work + 0.1 * MS + 1e-12
+    assert layers.calls["act"] == 2
+
+
+def test_marks_that_change_between_captures_are_refused() -> None:
+    from cnnprof.timing.graphs import CaptureError
+    from cnnprof.timing.ingraph import ClockWatch, MarkPlan, run_in_graph
+
+    clock = FakeClock(per_record_s=1 * MS)
+    backend = FakeGraphBackend(clock)
+    model = Net(clock)
+    flips = {"n": 0}
+    original = model.block.forward
+
+    def flaky(x: torch.Tensor) -> torch.Tensor:  # data-dependent control flow, in effect
+        flips["n"] += 1
+        return original(x) if flips["n"] < 6 else model.block.c(x)
+
+    model.block.forward = flaky  # type: ignore[method-assign]
+    x = torch.zeros(1, 2)
+    with pytest.raises(CaptureError, match="differ between captures"):
+        run_in_graph(model, lambda: model(x), backend, lambda: clock, ClockWatch,
+                     unmarked_s=7 * MS, warmup=0, repeats=1, plan=MarkPlan(0.01))
+
+
+def test_ops_watch_sees_kernels_but_not_views() -> None:
+    from cnnprof.timing.ingraph import OpsWatch
+
+    watch = OpsWatch()
+    assert watch.take()  # a fresh watch counts as "work happened": the first mark records
+    assert not watch.take()
+    x = torch.zeros(4, 4)
+    with watch.watching():
+        x.view(16).t()
+        assert not watch.take()
+        x.add(1)
+        assert watch.take() and not watch.take()

@@ -67,8 +67,9 @@ def register(app: typer.Typer) -> None:
                                           "roofline (default: the known GPU's, per dtype)."),
         peak_gbps: float = typer.Option(None, "--peak-gbps", help="Memory roof in GB/s."),
         graphs: bool = typer.Option(False, "--graphs", help="CUDA only: per-layer times from "
-                                    "isolated CUDA-graph replays (no launch gaps; eager "
-                                    "figures kept too); implies --time."),
+                                    "timing marks inside a replayed CUDA graph of the whole "
+                                    "forward (no launch gaps; eager figures kept too); "
+                                    "implies --time."),
         # --- end timing options --------------------------------------------------------------
     ) -> None:
         """Profile MODEL: per-layer shapes, params, MACs and FLOPs (use it without the word

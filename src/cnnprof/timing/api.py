@@ -79,6 +79,7 @@ def time_report(
     graphs: bool = False,
     graph_backend: GraphBackend | None = None,
     graph_plan: Plan | None = None,
+    graph_marks: Any = None,
 ) -> Report:
     """Time every layer of ``model`` on ``device`` and return ``report`` with times filled.
 
@@ -88,10 +89,14 @@ def time_report(
     backward pass. Raises ``UsageError`` on the meta device and ``ModelFailedError`` when
     the forward fails (CUDA out of memory included, with the layer that asked).
 
-    ``graphs=True`` (``--graphs``, CUDA and eval only) also runs the graph-replay pass of
-    ``cnnprof.timing.graphs``: per-layer times become isolated CUDA-graph replays (no launch
-    gaps), the eager figures stay in the report beside them. ``graph_backend`` replaces the
-    CUDA backend (tests use ``FakeGraphBackend``).
+    ``graphs=True`` (``--graphs``, CUDA and eval only) also runs the graph pass: per-layer
+    times come from timing marks inside the replayed whole-model CUDA graph
+    (``cnnprof.timing.ingraph``; no launch gaps), or, when the marked forward cannot be
+    captured, from isolated replays of each call (``cnnprof.timing.graphs``). The eager
+    figures stay in the report beside them. ``graph_backend`` replaces the CUDA backend and
+    ``graph_marks`` (``(make_clock, make_watch)``) its event marks; tests use
+    ``FakeGraphBackend`` with a ``FakeClock`` (without ``graph_marks`` a test backend
+    measures isolated calls only).
     """
     from cnnprof.api import check_device
 
@@ -141,8 +146,8 @@ def time_report(
         # graph capture allocates private memory pools: only after the peak-memory pass
         graph: GraphResult | None = None
         if graphs:
-            graph = _graph_pass(module, call, device, graph_backend, graph_plan, schedule,
-                                result, batch, progress)
+            graph = _graph_pass(module, call, device, graph_backend, graph_plan, graph_marks,
+                                schedule, result, batch, progress)
         kstats: KernelStats | None = None
         if kernels:
             if progress is not None:
@@ -159,9 +164,11 @@ def time_report(
 
 
 def _graph_pass(module: torch.nn.Module, call: Callable[[], Any], device: str,
-                backend: GraphBackend | None, plan: Plan | None, schedule: Schedule,
-                eager: TimerResult, batch: int, progress: Progress | None) -> GraphResult:
-    from cnnprof.timing.graphs import run_graph_pass
+                backend: GraphBackend | None, plan: Plan | None, marks: Any,
+                schedule: Schedule, eager: TimerResult, batch: int,
+                progress: Progress | None) -> GraphResult:
+    from cnnprof.timing.graphs import CaptureError, run_graph_pass
+    from cnnprof.timing.ingraph import OpsWatch, event_clock_factory
 
     named = module_names(module)
     names = [n for n, _ in named]
@@ -169,11 +176,19 @@ def _graph_pass(module: torch.nn.Module, call: Callable[[], Any], device: str,
     device_ctx = (torch.cuda.device(torch.device(device)) if device.startswith("cuda")
                   else contextlib.nullcontext())
     with device_ctx, _failure_guard(batch, None):
+        unavailable: str | None = None
         if backend is None:
             backend = CudaGraphBackend(device)
-        return run_graph_pass(modules, names, call, backend, warmup=schedule.warmup,
-                              repeats=schedule.repeats, eager=eager, plan=plan,
-                              progress=progress)
+            try:
+                marks = (event_clock_factory(device), lambda clock: OpsWatch())
+            except CaptureError as exc:  # an older torch: isolated replays still work
+                unavailable = str(exc)
+        found = run_graph_pass(modules, names, call, backend, warmup=schedule.warmup,
+                               repeats=schedule.repeats, eager=eager, plan=plan,
+                               progress=progress, marks=marks)
+        if unavailable and found.in_graph_failure is None:
+            found.in_graph_failure = unavailable
+        return found
 
 
 # -- preparation ------------------------------------------------------------------------
@@ -374,7 +389,7 @@ def _assemble(report: Report, result: TimerResult, plain_e2e: list[float],
     graph_e2e = summarize(graph.end_to_end_s) if graph and graph.end_to_end_s else None
     # shares are of the whole-model time measured the same way as the layers
     whole = graph_e2e.median_s if graph_e2e is not None else hooked.median_s
-    iso = graph.isolated if graph is not None else None
+    iso = graph.layers if graph is not None else None
     info = _device_info(device)
 
     peaks = roofline.lookup(info["device_name"]) if cuda else None
@@ -395,10 +410,10 @@ def _assemble(report: Report, result: TimerResult, plain_e2e: list[float],
             leaf_self_sum += own.median_s  # the eager figure, in either mode
         extra: dict[str, Any] = {}
         if iso is not None and rec.name in iso.inclusive_s:
-            # graph mode: the isolated replays are the layer's times; eager ones ride along
+            # graph mode: the graph times are the layer's times; eager ones ride along
             extra = {"method": iso.method[rec.name], "eager_median_s": s.median_s,
                      "eager_self_median_s": own.median_s}
-            if rec.name in iso.per_window:
+            if iso.method[rec.name] == "isolated" and rec.name in iso.per_window:
                 extra["graph_calls_per_window"] = iso.per_window[rec.name]
             samples = iso.inclusive_s[rec.name]
             s = summarize(samples)
@@ -497,29 +512,52 @@ def _assemble(report: Report, result: TimerResult, plain_e2e: list[float],
 
 def _graph_timing(graph: GraphResult, e2e: Any, notes: list[str]) -> dict[str, Any]:
     """The graph pass's top-level keys; adds its notes to ``notes``."""
-    iso = graph.isolated
-    leaves, parents = iso.medians()
+    layers = graph.layers
+    leaves, parents = layers.medians()
     out: dict[str, Any] = {
         "mode": "graph",
+        "graph_method": graph.method,
         "end_to_end_graph_median_s": e2e.median_s if e2e is not None else None,
         "end_to_end_graph_p10_s": e2e.p10_s if e2e is not None else None,
         "end_to_end_graph_p90_s": e2e.p90_s if e2e is not None else None,
         "end_to_end_graph_samples_s": list(graph.end_to_end_s),
-        "isolated_leaf_sum_s": leaves,
-        "isolated_parent_self_sum_s": parents,
-        "isolated_sum_s": leaves + parents,
-        "graph_fallbacks": dict(iso.failures),
+        "graph_leaf_sum_s": leaves,
+        "graph_parent_self_sum_s": parents,
+        "graph_sum_s": leaves + parents,
+        "graph_fallbacks": dict(layers.failures),
+        "graph_marks_failure": graph.in_graph_failure,
         "graph_plan": graph.plan.to_dict(),
         "graph_seconds": graph.seconds,
     }
+    found = graph.in_graph
+    if found is not None:
+        marked = [x for variant in found.hooked_e2e_s for x in variant]
+        hooked = summarize(marked)
+        overhead = found.overhead(e2e.median_s if e2e is not None else None)
+        out.update({
+            "end_to_end_graph_marked_median_s": hooked.median_s,
+            "end_to_end_graph_marked_samples_s": [list(v) for v in found.hooked_e2e_s],
+            "graph_mark_overhead": overhead,
+            "graph_dense_mark_overhead": found.dense_overhead,
+            "graph_variants": found.variants,
+            "graph_marks": list(found.marks),
+            "graph_mark_plan": found.plan.to_dict(),
+        })
+        if overhead is not None and overhead > OVERHEAD_LIMIT:
+            notes.append(f"the timing marks add {100 * overhead:.1f}% to the graph replay even "
+                         f"split over {found.variants} graphs; layer times include up to a few "
+                         "µs of mark latency each")
+    if graph.in_graph_failure:
+        notes.append("per-layer times are isolated replays of each call, not marks in the "
+                     f"whole-model graph ({graph.in_graph_failure})")
     if graph.end_to_end_failure:
         notes.append("the whole model could not be captured in one CUDA graph "
                      f"({graph.end_to_end_failure}); no end_to_end_graph figure")
-    if iso.failures:
-        names = ", ".join(n or "<model>" for n in list(iso.failures)[:5])
-        more = f" and {len(iso.failures) - 5} more" if len(iso.failures) > 5 else ""
-        notes.append(f"{len(iso.failures)} layer(s) could not be captured in a CUDA graph and "
-                     f"keep eager event times (method 'events'): {names}{more}")
+    if layers.failures:
+        names = ", ".join(n or "<model>" for n in list(layers.failures)[:5])
+        more = f" and {len(layers.failures) - 5} more" if len(layers.failures) > 5 else ""
+        notes.append(f"{len(layers.failures)} layer(s) could not be captured in a CUDA graph "
+                     f"and keep eager event times (method 'events'): {names}{more}")
     return out
 
 

@@ -64,11 +64,14 @@ class CudaEventClock:
 
     name = "cuda_event"
 
-    def __init__(self, device: Any = None) -> None:
+    def __init__(self, device: Any = None, *, external: bool = False) -> None:
         import torch
 
         self._torch = torch
         self._device = device
+        #: external events, when recorded during a CUDA-graph capture, become event-record
+        #: nodes whose timestamps every replay rewrites (cnnprof.timing.ingraph)
+        self._external = external
         self._events: list[Any] = []
         # Event.record() without a stream builds a Stream object per call (microseconds of
         # host time in every hook); the stream is looked up once per iteration instead, and
@@ -80,7 +83,8 @@ class CudaEventClock:
     def reserve(self, slots: int) -> None:
         torch = self._torch
         while len(self._events) < slots:
-            self._events.append(torch.cuda.Event(enable_timing=True))
+            self._events.append(torch.cuda.Event(enable_timing=True, external=True)
+                                if self._external else torch.cuda.Event(enable_timing=True))
 
     def begin(self) -> None:
         """Called before each iteration: the stream marks go to (the current one)."""

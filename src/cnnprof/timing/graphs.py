@@ -88,9 +88,11 @@ def choose_count(estimate_s: float, target_s: float, limit: int) -> int:
 class GraphBackend(Protocol):
     """Captures a function into a replayable graph and times replays of it."""
 
-    def capture(self, fn: Callable[[], Any], copies: int, warmup: int) -> Any:
-        """Run ``fn`` ``warmup`` times, then capture ``copies`` back-to-back calls of it.
-        Raises ``CaptureError`` when ``fn`` cannot be captured."""
+    def capture(self, fn: Callable[[], Any], copies: int, warmup: int,
+                warm: Callable[[], Any] | None = None) -> Any:
+        """Run ``warm`` (default ``fn``) ``warmup`` times, then capture ``copies``
+        back-to-back calls of ``fn``. Raises ``CaptureError`` when ``fn`` cannot be
+        captured."""
 
     def replay_s(self, graph: Any, replays: int) -> float:
         """Seconds (device time) of ``replays`` back-to-back replays of ``graph``."""
@@ -127,7 +129,8 @@ class CudaGraphBackend:
         self._end = torch.cuda.Event(enable_timing=True)
         self._released = 0
 
-    def capture(self, fn: Callable[[], Any], copies: int, warmup: int) -> _Captured:
+    def capture(self, fn: Callable[[], Any], copies: int, warmup: int,
+                warm: Callable[[], Any] | None = None) -> _Captured:
         cuda = torch.cuda
         prev = cuda.current_stream(self.device)
         graph = cuda.CUDAGraph()
@@ -138,7 +141,7 @@ class CudaGraphBackend:
             self.stream.wait_stream(prev)
             with cuda.stream(self.stream):
                 for _ in range(warmup):
-                    fn()
+                    (warm or fn)()
             prev.wait_stream(self.stream)
             cuda.synchronize(self.device)
             with warnings.catch_warnings(), cuda.stream(self.stream):
@@ -218,9 +221,10 @@ class FakeGraphBackend:
         # shared state, like FakeClock: a deep-copied test model must see this `capturing`
         return self
 
-    def capture(self, fn: Callable[[], Any], copies: int, warmup: int) -> Any:
+    def capture(self, fn: Callable[[], Any], copies: int, warmup: int,
+                warm: Callable[[], Any] | None = None) -> Any:
         for _ in range(warmup):
-            fn()
+            (warm or fn)()
         self.capturing = True
         try:
             for _ in range(copies):
@@ -390,12 +394,14 @@ def record_calls(modules: Sequence[torch.nn.Module], call: Callable[[], Any]) ->
 
 # -- combining calls into per-module times ---------------------------------------------------
 @dataclass
-class IsolatedResult:
-    """Per-module samples (seconds, one per window) from isolated graph replays."""
+class GraphLayers:
+    """Per-module samples (seconds; one per replay of in-graph marks, or one per window of
+    isolated replays)."""
 
     inclusive_s: dict[str, list[float]] = field(default_factory=dict)
     self_s: dict[str, list[float]] = field(default_factory=dict)
-    #: "graph" or "events" (a call of it could not be captured: eager event times kept)
+    #: "graph" (marks inside the whole-model graph), "isolated" (its calls replayed one by
+    #: one) or "events" (a call of it could not be captured: eager event times kept)
     method: dict[str, str] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
     #: calls per timed window of the module's first call (graph method only)
@@ -413,7 +419,8 @@ class IsolatedResult:
 
 
 def combine(names: Sequence[str], calls: Sequence[Call],
-            per_call: Sequence[Measured | str], eager: TimerResult | None) -> IsolatedResult:
+            per_call: Sequence[Measured | str], eager: TimerResult | None,
+            method: str = "isolated") -> GraphLayers:
     """Per-call measurements (or failure reasons) → per-module inclusive and self samples.
 
     Window ``w`` of a module is the sum over its calls of each call's window ``w``. A call's
@@ -422,7 +429,7 @@ def combine(names: Sequence[str], calls: Sequence[Call],
     failed call stands in with its module's eager inclusive median per call, so its parent's
     self time still has something to subtract.
     """
-    result = IsolatedResult()
+    result = GraphLayers()
     windows = max((len(m.samples_s) for m in per_call if isinstance(m, Measured)), default=1)
 
     def eager_per_call(module: int) -> float:
@@ -460,7 +467,7 @@ def combine(names: Sequence[str], calls: Sequence[Call],
                 result.method.pop(name)
                 result.leaf.pop(name)
             continue
-        result.method[name] = "graph"
+        result.method[name] = method
         first = per_call[indices[0]]
         assert isinstance(first, Measured)
         result.per_window[name] = first.per_window
@@ -475,32 +482,58 @@ def combine(names: Sequence[str], calls: Sequence[Call],
 # -- the pass ------------------------------------------------------------------------------
 @dataclass
 class GraphResult:
-    #: whole-model graph replays (seconds, one per replay); empty when capture failed
+    #: whole-model graph replays without marks (seconds, one per replay); empty when the
+    #: capture failed
     end_to_end_s: list[float]
-    isolated: IsolatedResult
+    layers: GraphLayers
     plan: Plan
     seconds: float  # wall time of the whole graph pass
     end_to_end_failure: str | None = None
+    #: "in_graph" (marks inside the whole-model graph) or "isolated" (calls one by one)
+    method: str = "isolated"
+    #: in-graph only: the marked replays, variants, marks and the overhead of dense marks
+    in_graph: Any = None
+    #: why in-graph marks were not used (None when they were, or were not tried)
+    in_graph_failure: str | None = None
 
 
 def run_graph_pass(modules: Sequence[torch.nn.Module], names: Sequence[str],
                    call: Callable[[], Any], backend: GraphBackend, *, warmup: int,
                    repeats: int, eager: TimerResult | None, plan: Plan | None = None,
-                   progress: Callable[[str, int, int], None] | None = None) -> GraphResult:
-    """Whole-model graph latency, then every recorded module call in isolation.
+                   progress: Callable[[str, int, int], None] | None = None,
+                   marks: Any = None) -> GraphResult:
+    """Whole-model graph latency, then per-layer times: from marks inside the whole-model
+    graph when ``marks`` (``(make_clock, make_watch)``, see ``cnnprof.timing.ingraph``) is
+    given and the marked forward captures, else every recorded module call in isolation.
 
     Graphs are captured and freed one at a time (each has its own memory pool); the backend
     returns cached memory at the end.
     """
+    from cnnprof.timing.ingraph import run_in_graph
+
     plan = plan or Plan()
     started = time.perf_counter()
     e2e: list[float] = []
     e2e_failure: str | None = None
+    in_graph_failure: str | None = None
     try:
         try:
             e2e = measure_whole(call, backend, warmup=warmup, repeats=repeats)
         except CaptureError as exc:
             e2e_failure = str(exc)
+        if marks is not None and e2e:
+            try:
+                make_clock, make_watch = marks
+                found = run_in_graph(modules[0], call, backend, make_clock, make_watch,
+                                     unmarked_s=median(e2e), warmup=warmup,
+                                     repeats=repeats, progress=progress)
+                layers = combine(names, found.calls, found.per_call, eager, method="graph")
+                return GraphResult(e2e, layers, plan, time.perf_counter() - started,
+                                   method="in_graph", in_graph=found)
+            except CaptureError as exc:
+                in_graph_failure = str(exc)
+        elif marks is not None:
+            in_graph_failure = "the whole model could not be captured"
         calls = record_calls(modules, call)
         per_call: list[Measured | str] = []
         for index, c in enumerate(calls):
@@ -518,7 +551,8 @@ def run_graph_pass(modules: Sequence[torch.nn.Module], names: Sequence[str],
                 progress("graphs", index + 1, len(calls))
         for c in calls:  # the cloned inputs can be large: drop them before combining
             c.args, c.kwargs = (), {}
-        isolated = combine(names, calls, per_call, eager)
+        layers = combine(names, calls, per_call, eager)
     finally:
         backend.close()
-    return GraphResult(e2e, isolated, plan, time.perf_counter() - started, e2e_failure)
+    return GraphResult(e2e, layers, plan, time.perf_counter() - started, e2e_failure,
+                       in_graph_failure=in_graph_failure)

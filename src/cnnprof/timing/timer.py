@@ -26,8 +26,8 @@ from cnnprof.timing.clocks import Clock
 from cnnprof.trace.structure import iter_tensors
 
 #: slots 0 and 1 frame the whole call (end-to-end, outside every hook)
-_E2E_START, _E2E_END = 0, 1
-_FIRST_CALL_SLOT = 2
+E2E_START, E2E_END = 0, 1
+FIRST_CALL_SLOT = 2
 
 
 def module_names(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
@@ -96,7 +96,7 @@ class LayerTimer:
         self._owner.extend([0] * (cap - self._cap))
         self._parent.extend([-1] * (cap - self._cap))
         self._cap = cap
-        self._bw_base = _FIRST_CALL_SLOT + 2 * cap
+        self._bw_base = FIRST_CALL_SLOT + 2 * cap
         self.clock.reserve(self._bw_base + 2 * len(self._modules))
 
     # -- hooks --------------------------------------------------------------------------
@@ -114,7 +114,7 @@ class LayerTimer:
             if self.backward:
                 self._hook_inputs(index, args)
             # stamped last, so the hook's own Python work is not inside the layer's time
-            clock.record(_FIRST_CALL_SLOT + 2 * call)
+            clock.record(FIRST_CALL_SLOT + 2 * call)
 
         return hook
 
@@ -126,7 +126,7 @@ class LayerTimer:
                 self.failed = self.names[index]  # innermost module running when it raised
             if stack and self._owner[stack[-1]] == index:
                 call = stack.pop()
-                clock.record(_FIRST_CALL_SLOT + 2 * call + 1)
+                clock.record(FIRST_CALL_SLOT + 2 * call + 1)
             if self.backward:
                 self._hook_outputs(index, output)
 
@@ -181,24 +181,37 @@ class LayerTimer:
             self.detach()
 
     # -- iterations ---------------------------------------------------------------------
+    def rewind(self) -> None:
+        """Start a new iteration: call numbering (and with it the slots) starts again at 0."""
+        self._ncalls = 0
+        self._stack.clear()
+        if self.backward:
+            self._bw_started = [False] * len(self._modules)
+            self._bw_ended = [False] * len(self._modules)
+
+    def call_durations(self) -> list[float]:
+        """Seconds of every module call of the last iteration, in call order (read after
+        the clock's ``sync``)."""
+        return [self.clock.elapsed_s(FIRST_CALL_SLOT + 2 * c, FIRST_CALL_SLOT + 2 * c + 1)
+                for c in range(self._ncalls)]
+
+    def call_tree(self) -> list[tuple[int, int]]:
+        """(module index, enclosing call or -1) of every call of the last iteration."""
+        return [(self._owner[c], self._parent[c]) for c in range(self._ncalls)]
+
     def iteration(self, call: Callable[[], Any]) -> tuple[list[float], list[float], list[int],
                                                           float, float, list[float] | None]:
         """One hooked call (hooks must be attached). Returns per-module inclusive and self
         seconds, calls, end-to-end seconds, host seconds and backward seconds (or None)."""
 
         clock = self.clock
-        self._ncalls = 0
-        self._stack.clear()
-        if self.backward:
-            self._bw_started = [False] * len(self._modules)
-            self._bw_ended = [False] * len(self._modules)
+        self.rewind()
         host = _bracketed(call, clock)
         n = len(self._modules)
         inclusive = [0.0] * n
         own = [0.0] * n
         calls = [0] * n
-        durations = [clock.elapsed_s(_FIRST_CALL_SLOT + 2 * c, _FIRST_CALL_SLOT + 2 * c + 1)
-                     for c in range(self._ncalls)]
+        durations = self.call_durations()
         for c in range(self._ncalls):
             m = self._owner[c]
             d = durations[c]
@@ -215,7 +228,7 @@ class LayerTimer:
                 if self._bw_started[i] and self._bw_ended[i] else float("nan")
                 for i in range(n)
             ]
-        return inclusive, own, calls, clock.elapsed_s(_E2E_START, _E2E_END), host, backward
+        return inclusive, own, calls, clock.elapsed_s(E2E_START, E2E_END), host, backward
 
 
 def time_unhooked(call: Callable[[], Any], clock: Clock) -> tuple[float, float]:
@@ -223,7 +236,7 @@ def time_unhooked(call: Callable[[], Any], clock: Clock) -> tuple[float, float]:
 
     clock.reserve(2)
     host = _bracketed(call, clock)
-    return clock.elapsed_s(_E2E_START, _E2E_END), host
+    return clock.elapsed_s(E2E_START, E2E_END), host
 
 
 def _bracketed(call: Callable[[], Any], clock: Clock) -> float:
@@ -234,9 +247,9 @@ def _bracketed(call: Callable[[], Any], clock: Clock) -> float:
     if begin is not None:
         begin()
     host0 = time.perf_counter()
-    clock.record(_E2E_START)
+    clock.record(E2E_START)
     call()
-    clock.record(_E2E_END)
+    clock.record(E2E_END)
     host = time.perf_counter() - host0
     clock.sync()
     return host
