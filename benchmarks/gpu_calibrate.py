@@ -8,7 +8,7 @@ For each model × batch × dtype it measures
 and, in graph mode (``--graphs``: timing marks inside the replayed whole-model CUDA graph,
 cnnprof.timing.ingraph, or isolated replays of each call where that cannot be captured),
   (a') the marked graph replay vs the unmarked one,
-  (b') executed-leaf graph times vs the marked graph replay,
+  (b') executed-leaf graph times vs the unmarked graph replay,
   (c') each layer's graph time vs the same profiler kernel time,
 and writes CALIBRATION.md (pass/fail per bound), calibration.json, a log, and JSON reports
 plus rendered tables (per-layer times and a roofline view) for resnet50, vit_b_16 and the
@@ -191,7 +191,7 @@ def write_markdown(out: Path, env: dict[str, Any], rows: list[dict[str, Any]],
         "",
         "Graph mode (`--graphs`) is checked against the same 10% bounds: (a') the "
         "whole-model CUDA graph replayed with its timing marks vs without; (b') executed-leaf "
-        "graph times vs the marked replay; (c') every layer over 50 µs, timed by the marks in "
+        "graph times (compensated for the marks) vs the unmarked replay; (c') every layer over 50 µs, timed by the marks in "
         "the replayed graph, vs the same profiler kernel time (the profiler pass itself is "
         "eager, as above). (d) is the same in both modes: the peak-memory pass runs before "
         "any graph exists.",
@@ -240,7 +240,7 @@ def write_markdown(out: Path, env: dict[str, Any], rows: list[dict[str, Any]],
             "### Graph mode (`--graphs`)",
             "",
             "| model | batch | dtype | e2e eager unhooked | graph replay | marked replay "
-            "(variants × marks) | (a') marks' overhead | (b') leaf sum − marked | leaves + "
+            "(variants × marks) | (a') marks' overhead | (b') leaf sum − graph replay | leaves + "
             "parents' own | (c') worst layer vs kernels | method | not capturable | graph "
             "pass |",
             "| --- | ---: | --- | ---: | ---: | ---: | --- | --- | --- | --- | --- | ---: "
@@ -259,7 +259,7 @@ def write_markdown(out: Path, env: dict[str, Any], rows: list[dict[str, Any]],
             marked = ms(row.get("e2e_graph_marked_ms"))
             if row.get("graph_marks"):
                 marked += f" ({row['graph_variants']} × {max(row['graph_marks'])})"
-            whole = row.get("e2e_graph_marked_ms") or row.get("e2e_graph_ms")
+            whole = row.get("e2e_graph_ms")
             with_parents = (f"{100 * (row['graph_sum_ms'] / whole - 1):+.1f}%" if whole
                             else "n/a")
             lines.append(
@@ -309,10 +309,12 @@ EXPLANATION = [
     "(scripts/graph_event_probe2.py). cnnprof therefore records a mark only where some "
     "operator ran since the previous one (a module's end and the next module's start share "
     "one), and when the marked replay is still more than 5% slower than the unmarked one it "
-    "splits the module calls over k interleaved graphs (call i in graph i mod k), each "
-    "carrying 1/k of the marks; a parent's self time subtracts its children's times replay "
-    "by replay. A layer's time still includes the latency of the mark that opened it (a few "
-    "µs), which matters for layers of a few µs, not for the 50 µs the bound (c') is about. "
+    "splits the module calls into k contiguous stretches of the forward, one graph each "
+    "(up to 16), each carrying about 1/k of the marks; a parent's self time subtracts its children's times replay "
+    "by replay. Each variant's mark cost is measured in the same run ((marked − unmarked "
+    "replay) / marks) and, since marks are numbered in time order, the marks a layer's "
+    "interval crosses are known exactly: that many mark costs are subtracted from its "
+    "samples (the JSON keeps `graph_mark_cost_s` per variant). "
     "Where the marked forward cannot be captured, each module call is captured and replayed "
     "in isolation instead (method `isolated`: warm caches, so a model's first layer comes "
     "out ~25% faster than in context), and a call that cannot be captured at all keeps its "

@@ -7,7 +7,7 @@ The bounds are the design's (see cnnprof.timing.checks), at batch 32:
   launch-bound, because there the GPU idles between kernels inside the event brackets
   (reports/gpu/CALIBRATION.md explains why no event placement can fix that);
 * graph mode (``--graphs``): timing marks inside the replayed whole-model CUDA graph add at
-  most 10% to the graph replay, executed-leaf times are within 10% of the marked replay, and
+  most 10% to the graph replay, executed-leaf times are within 10% of the graph replay, and
   every layer over 50 µs is within 10% of the kernel time torch.profiler attributes to it.
 
 Run on a GPU machine with ``PYTHONPATH=src python -m pytest -m cuda tests/test_timing_cuda.py``.
@@ -94,16 +94,16 @@ def test_batch32_graph_mode_against_references(model: str) -> None:
     # (a') the marks cost at most 10% of the graph replay
     marks = checks.graph_mark_overhead(timed)
     assert marks.passed, marks.detail
-    # (b') nothing is lost between marks: leaves + parents' own ops make up the marked replay
-    marked = t["end_to_end_graph_marked_median_s"]
-    assert abs(t["graph_sum_s"] / marked - 1) <= 0.02
+    # (b') nothing is lost between marks: the compensated leaves + parents' own ops make up
+    # the unmarked replay
+    assert abs(t["graph_sum_s"] / e2e - 1) <= 0.03
     leaves = checks.graph_leaf_sum(timed)
     if model == "vit_b_16":
         assert leaves.passed, leaves.detail
     else:
         # ResNet-50 adds each block's shortcut in Bottleneck.forward itself: ~11% of its GPU
         # time at batch 32 in float32 is that add, which no leaf module contains (measured on
-        # an H100: leaves -11.1%, see reports/gpu/CALIBRATION.md). The missing time must sit
+        # an H100: leaves -11%, see reports/gpu/CALIBRATION.md). The missing time must sit
         # in the blocks' own time, and the leaves must still cover all but that.
         blocks = sum(r.time["self_median_s"] for r in timed.layers
                      if r.type == "Bottleneck" and r.time)

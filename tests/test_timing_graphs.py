@@ -362,25 +362,34 @@ def test_in_graph_marks_share_boundaries_and_time_layers_in_context() -> None:
     assert t["end_to_end_graph_marked_median_s"] == pytest.approx(7.006 * MS)
     assert t["graph_mark_overhead"] == pytest.approx(0.006 / 7)
     assert t["graph_dense_mark_overhead"] == pytest.approx(0.006 / 7)
-    # each layer carries the cost of the mark that opened it, as on a GPU
+    # each mark cost (7.006 - 7) / 6 marks crossed = 1 µs, and each call's samples lose the
+    # marks its interval crosses: the layers' own times come out exactly
+    assert t["graph_mark_cost_s"] == [pytest.approx(1 * US)]
     a = timed.layer("a").time
-    assert a["method"] == "graph" and a["median_s"] == pytest.approx(1.001 * MS)
+    assert a["method"] == "graph" and a["median_s"] == pytest.approx(1 * MS)
     assert len(a["samples_s"]) == 4 and "graph_calls_per_window" not in a  # one per replay
+    assert a["eager_median_s"] == pytest.approx(1.001 * MS)  # the eager hook's mark inside
     block = timed.layer("block").time
-    assert block["median_s"] == pytest.approx(5.503 * MS)
-    assert block["self_median_s"] == pytest.approx(0.501 * MS)  # the residual add
+    assert block["median_s"] == pytest.approx(5.5 * MS)
+    assert block["self_median_s"] == pytest.approx(0.5 * MS)  # the residual add
     act = timed.layer("act").time
-    assert act["calls"] == 2 and act["median_s"] == pytest.approx(0.502 * MS)
-    # self times telescope to the marked end-to-end
-    assert t["graph_sum_s"] == pytest.approx(7.006 * MS)
+    assert act["calls"] == 2 and act["median_s"] == pytest.approx(0.5 * MS)
+    assert timed.layer("").time["median_s"] == pytest.approx(7 * MS)  # = the unmarked replay
+    assert t["graph_sum_s"] == pytest.approx(7 * MS)
     assert checks.graph_mark_overhead(timed).passed
     leaf = checks.graph_leaf_sum(timed)
-    assert leaf.passed and leaf.value == pytest.approx(6.505 / 7.006 - 1)
+    assert leaf.passed and leaf.value == pytest.approx(6.5 / 7 - 1)
     assert backend.closed and not any("isolated" in n for n in t["notes"])
 
 
-def test_costly_marks_are_split_over_interleaved_variants() -> None:
-    from cnnprof.timing.ingraph import ClockWatch, MarkPlan, run_in_graph, variants_for
+def test_costly_marks_are_split_over_contiguous_variants_and_compensated() -> None:
+    from cnnprof.timing.ingraph import (
+        ClockWatch,
+        MarkPlan,
+        chunk_of,
+        run_in_graph,
+        variants_for,
+    )
 
     clock = FakeClock(per_record_s=0.1 * MS)  # marks that cost 100 µs each
     backend = FakeGraphBackend(clock)
@@ -392,19 +401,21 @@ def test_costly_marks_are_split_over_interleaved_variants() -> None:
     # all 7 marks in one graph: 6 * 0.1 ms over 7 ms = 8.6% > 3% → ceil(8.6 / 3) = 3 graphs
     assert found.dense_overhead == pytest.approx(0.6 / 7)
     assert variants_for(found.dense_overhead, plan) == 3 and found.variants == 3
-    # calls 0..6 (root, a, act, block, b, c, act) go to variant i mod 3; each graph carries
-    # fewer marks than the dense one, and the worst one costs less than the dense overhead
+    # calls 0..6 (root, a, act, block, b, c, act) in 3 stretches: [0, 1, 2], [3, 4], [5, 6]
+    owner = chunk_of(7, 3)
+    assert [owner(c) for c in range(7)] == [0, 0, 0, 1, 1, 2, 2]
+    # each graph carries fewer marks than the dense one and costs less
     assert all(n < 7 for n in found.marks)
     overhead = found.overhead(7 * MS)
     assert overhead is not None and overhead < found.dense_overhead
+    # the marks cost exactly 100 µs each in every variant, so compensation is exact
+    assert found.mark_cost_s == [pytest.approx(0.1 * MS)] * 3
     names = [n for n, _ in module_names(model)]
     layers = combine(names, found.calls, found.per_call, None, method="graph")
-    # every call got samples from its own variant; a leaf's time is its work plus at most
-    # the one mark that opened it
-    for name, work in (("a", 1 * MS), ("block.b", 2 * MS), ("block.c", 3 * MS)):
-        got = layers.inclusive_s[name]
-        assert len(got) == 3
-        assert work <= got[0] <= work + 0.1 * MS + 1e-12
+    for name, work in (("", 7 * MS), ("a", 1 * MS), ("block", 5.5 * MS), ("block.b", 2 * MS),
+                       ("block.c", 3 * MS), ("act", 0.5 * MS)):
+        assert layers.inclusive_s[name] == pytest.approx([work] * 3), name
+    assert layers.self_s["block"] == pytest.approx([0.5 * MS] * 3)
     assert layers.calls["act"] == 2
 
 

@@ -541,12 +541,13 @@ def _graph_timing(graph: GraphResult, e2e: Any, notes: list[str]) -> dict[str, A
             "graph_dense_mark_overhead": found.dense_overhead,
             "graph_variants": found.variants,
             "graph_marks": list(found.marks),
+            "graph_mark_cost_s": list(found.mark_cost_s),
             "graph_mark_plan": found.plan.to_dict(),
         })
         if overhead is not None and overhead > OVERHEAD_LIMIT:
             notes.append(f"the timing marks add {100 * overhead:.1f}% to the graph replay even "
-                         f"split over {found.variants} graphs; layer times include up to a few "
-                         "µs of mark latency each")
+                         f"split over {found.variants} graphs; layer times are compensated for "
+                         "them, but a layer of a few µs is within the marks' own jitter")
     if graph.in_graph_failure:
         notes.append("per-layer times are isolated replays of each call, not marks in the "
                      f"whole-model graph ({graph.in_graph_failure})")

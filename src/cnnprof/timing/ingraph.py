@@ -9,19 +9,25 @@ usual marks (``LayerTimer``) recorded through ``GraphMarks``, and each replay yi
 layer's time in context: inputs arriving from the previous layer, caches as the real forward
 leaves them, no launch gaps.
 
-Marks are not free. Each event-record node delays the kernels after it by a couple of
+Marks are not free. Each event-record node delays the work after it by a couple of
 microseconds on an H100 (measured: ~2.6 µs per node, scripts/graph_event_probe2.py), which a
-model with hundreds of small layers notices. Two things keep that cost down:
+model with hundreds of small layers notices. Three things deal with that:
 
 * **Shared marks**: a boundary with no operator since the previous mark (a module's end and
   the next one's start, a parent's start and its first child's) reuses that mark instead of
   recording a new node. ``WorkWatch`` tells whether any work ran in between (a dispatch mode
   on real devices).
 * **Variants**: when the marked graph is still more than ``MarkPlan.target_overhead`` slower
-  than the unmarked one, the module calls are split into ``k`` interleaved sets (call ``i``
-  goes to set ``i mod k``) and each set is captured and replayed as its own graph, so every
-  replay carries about 1/k of the marks. A call's samples come from its own variant; a
-  parent's self time subtracts its children's times from theirs, replay by replay.
+  than the unmarked one, the module calls are split into ``k`` contiguous stretches of the
+  forward and each stretch's marks are captured and replayed as their own graph, so every
+  replay carries about 1/k of the marks (neighbours in a stretch still share marks). A
+  call's samples come from its own variant; a parent's self time subtracts its children's
+  times from theirs, replay by replay.
+* **Compensation**: the marks of a variant cost ``(marked replay - unmarked replay) / marks``
+  each, measured in the same run, and marks are numbered in time order, so the marks a
+  call's interval crosses are known exactly: that many mark costs are subtracted from each
+  of its samples. The root's time then equals the unmarked replay, a leaf loses the one
+  mark that closes it, and a parent the marks of everything inside it.
 
 Calls are numbered in execution order, which must be the same in every capture; a forward
 whose module calls change between captures is refused (``CaptureError``), and the caller
@@ -33,7 +39,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -49,7 +55,7 @@ class MarkPlan:
     #: the most a variant's marks may add to the unmarked graph replay before the calls are
     #: split over more variants (half the design's 10% hook budget, for noise)
     target_overhead: float = 0.05
-    max_variants: int = 8
+    max_variants: int = 16
 
     def to_dict(self) -> dict[str, Any]:
         return {"target_overhead": self.target_overhead, "max_variants": self.max_variants}
@@ -175,6 +181,12 @@ class GraphMarks:
     def sync(self) -> None:
         self.inner.sync()
 
+    def span(self, start: int, end: int) -> int | None:
+        """How many mark costs lie between two slots: marks are numbered in time order, so
+        the marks strictly inside plus the one that closes the interval."""
+        a, b = self._phys.get(start), self._phys.get(end)
+        return None if a is None or b is None else b - a
+
     def elapsed_s(self, start: int, end: int) -> float:
         a, b = self._phys.get(start), self._phys.get(end)
         if a is None or b is None:
@@ -202,9 +214,9 @@ def event_clock_factory(device: str) -> Callable[[], Clock]:
 @dataclass
 class InGraphResult:
     calls: list[Call]
-    #: per call: one sample per replay of its variant (seconds)
+    #: per call: one sample per replay of its variant (seconds, mark cost compensated)
     per_call: list[Measured]
-    #: end-to-end seconds between the outermost marks, per replay, per variant
+    #: end-to-end seconds between the outermost marks, per replay, per variant (as measured)
     hooked_e2e_s: list[list[float]]
     #: physical marks per variant
     marks: list[int]
@@ -212,6 +224,8 @@ class InGraphResult:
     #: unmarked replay is unknown)
     dense_overhead: float | None
     plan: MarkPlan
+    #: seconds one mark adds, per variant: (marked - unmarked replay) / marks crossed
+    mark_cost_s: list[float] = field(default_factory=list)
 
     @property
     def variants(self) -> int:
@@ -224,14 +238,36 @@ class InGraphResult:
         return max(median(v) for v in self.hooked_e2e_s) / unmarked_s - 1.0
 
 
+@dataclass
+class _Variant:
+    tree: list[tuple[int, int]]
+    #: per replay, per call: seconds as measured
+    durations: list[list[float]]
+    #: per call: mark costs inside its interval (None: the call has no marks here)
+    spans: list[int | None]
+    e2e: list[float]
+    e2e_span: int
+    marks: int
+
+    def mark_cost(self, unmarked_s: float | None) -> float:
+        """Seconds one mark adds to the replay, from this variant's own figures."""
+        if not unmarked_s or self.e2e_span <= 0:
+            return 0.0
+        return max(0.0, (median(self.e2e) - unmarked_s) / self.e2e_span)
+
+    def compensated(self, call: int, cost: float) -> list[float]:
+        """A call's samples less the cost of the marks its interval crosses."""
+        span = self.spans[call]
+        if span is None:
+            return []
+        return [max(0.0, d[call] - span * cost) for d in self.durations]
+
+
 def _variant(root: torch.nn.Module, call: Callable[[], Any], backend: GraphBackend,
              clock: Clock, watch: WorkWatch | None, keep: Callable[[int], bool], *,
              warmup: int, repeats: int,
-             progress: Callable[[int, int], None] | None) -> tuple[list[tuple[int, int]],
-                                                                    list[list[float]],
-                                                                    list[float], int]:
-    """Capture one marked forward and replay it: (call tree, per-replay call durations,
-    per-replay end-to-end, marks)."""
+             progress: Callable[[int, int], None] | None) -> _Variant:
+    """Capture one marked forward and replay it ``repeats`` times."""
     marks = GraphMarks(clock, keep, watch)
     timer = LayerTimer(root, marks)
 
@@ -264,14 +300,24 @@ def _variant(root: torch.nn.Module, call: Callable[[], Any], backend: GraphBacke
                 progress(step + 1, repeats)
     finally:
         backend.release(graph)
-    return tree, durations, e2e, marks.marks
+    spans = [marks.span(FIRST_CALL_SLOT + 2 * c, FIRST_CALL_SLOT + 2 * c + 1)
+             for c in range(len(tree))]
+    return _Variant(tree, durations, spans, e2e, marks.span(E2E_START, E2E_END) or 0,
+                    marks.marks)
 
 
 def variants_for(overhead: float | None, plan: MarkPlan) -> int:
-    """How many variants bring a dense graph's mark overhead under the target."""
+    """How many variants bring a dense graph's mark overhead under the target (each variant
+    carries about 1/k of the marks: its calls are one contiguous stretch of the forward)."""
     if overhead is None or overhead <= plan.target_overhead:
         return 1
     return max(1, min(plan.max_variants, math.ceil(overhead / plan.target_overhead)))
+
+
+def chunk_of(calls: int, k: int) -> Callable[[int], int]:
+    """Call index → variant: k contiguous stretches of (nearly) equal length, so neighbouring
+    calls in a variant still share their marks."""
+    return lambda c: min(k - 1, c * k // max(1, calls))
 
 
 def run_in_graph(root: torch.nn.Module, call: Callable[[], Any], backend: GraphBackend,
@@ -281,17 +327,17 @@ def run_in_graph(root: torch.nn.Module, call: Callable[[], Any], backend: GraphB
                  plan: MarkPlan | None = None,
                  progress: Callable[[str, int, int], None] | None = None) -> InGraphResult:
     """All calls' marks in one graph; if that costs more than the plan allows against the
-    ``unmarked_s`` replay, again split over ``variants_for`` interleaved variants."""
+    ``unmarked_s`` replay, again split over ``variants_for`` variants. Each call's samples
+    are compensated for the marks its interval crosses (``_Variant.mark_cost``)."""
     plan = plan or MarkPlan()
 
     def run(k: int, tree: list[tuple[int, int]] | None) -> tuple[
-            list[tuple[int, int]], list[list[float]], list[list[float]], list[int]]:
-        per_call: list[list[float]] = []
-        e2e: list[list[float]] = []
-        marks: list[int] = []
+            list[tuple[int, int]], list[_Variant], Callable[[int], int]]:
+        variants: list[_Variant] = []
+        owner = chunk_of(len(tree) if tree is not None else 1, k)
         for j in range(k):
             def keep(slot: int, j: int = j) -> bool:
-                return slot < FIRST_CALL_SLOT or ((slot - FIRST_CALL_SLOT) // 2) % k == j
+                return slot < FIRST_CALL_SLOT or owner((slot - FIRST_CALL_SLOT) // 2) == j
 
             def tick(step: int, total: int, j: int = j) -> None:
                 if progress is not None:
@@ -299,37 +345,33 @@ def run_in_graph(root: torch.nn.Module, call: Callable[[], Any], backend: GraphB
                              step, total)
 
             clock = make_clock()
-            t, durations, ends, n = _variant(root, call, backend, clock, make_watch(clock),
-                                             keep, warmup=warmup, repeats=repeats,
-                                             progress=tick)
+            found = _variant(root, call, backend, clock, make_watch(clock), keep,
+                             warmup=warmup, repeats=repeats, progress=tick)
             if tree is None:
-                tree = t
-            if not per_call:
-                per_call = [[] for _ in t]
-            if t != tree:
+                tree = found.tree
+            if found.tree != tree:
                 raise CaptureError("the forward's module calls differ between captures "
                                    "(data-dependent control flow)")
-            for c in range(len(tree)):
-                if c % k == j:
-                    per_call[c] = [d[c] for d in durations]
-            e2e.append(ends)
-            marks.append(n)
+            variants.append(found)
         assert tree is not None
-        return tree, per_call, e2e, marks
+        return tree, variants, owner
 
-    tree, per_call, e2e, marks = run(1, None)
-    dense = (median(e2e[0]) / unmarked_s - 1.0) if unmarked_s else None
+    tree, variants, owner = run(1, None)
+    dense = (median(variants[0].e2e) / unmarked_s - 1.0) if unmarked_s else None
     k = variants_for(dense, plan)
     if k > 1:
-        tree, per_call, e2e, marks = run(k, tree)
+        tree, variants, owner = run(k, tree)
+    costs = [v.mark_cost(unmarked_s) for v in variants]
     calls = [Call(module, parent) for module, parent in tree]
     for index, c in enumerate(calls):
         if c.parent >= 0:
             calls[c.parent].children.append(index)
     measured = []
-    for index, samples in enumerate(per_call):
-        if not samples or any(math.isnan(s) for s in samples):
+    for index in range(len(calls)):
+        j = owner(index)
+        samples = variants[j].compensated(index, costs[j])
+        if not samples or any(math.isnan(x) for x in samples):
             raise CaptureError(f"call {index} got no marks in its variant")
         measured.append(Measured(samples, 1))
-    return InGraphResult(calls, measured, e2e, marks, dense, plan)
-
+    return InGraphResult(calls, measured, [v.e2e for v in variants],
+                         [v.marks for v in variants], dense, plan, costs)
