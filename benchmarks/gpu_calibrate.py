@@ -191,10 +191,10 @@ def write_markdown(out: Path, env: dict[str, Any], rows: list[dict[str, Any]],
         "",
         "Graph mode (`--graphs`) is checked against the same 10% bounds: (a') the "
         "whole-model CUDA graph replayed with its timing marks vs without; (b') executed-leaf "
-        "graph times (compensated for the marks) vs the unmarked replay; (c') every layer over 50 µs, timed by the marks in "
-        "the replayed graph, vs the same profiler kernel time (the profiler pass itself is "
-        "eager, as above). (d) is the same in both modes: the peak-memory pass runs before "
-        "any graph exists.",
+        "graph times (compensated for the marks) vs the unmarked replay; (c') every layer "
+        "over 50 µs, timed by the marks in the replayed graph, vs the same profiler kernel "
+        "time (the profiler pass itself is eager, as above). (d) is the same in both modes: "
+        "the peak-memory pass runs before any graph exists.",
         "",
         *EXPLANATION,
         "",
@@ -310,11 +310,11 @@ EXPLANATION = [
     "operator ran since the previous one (a module's end and the next module's start share "
     "one), and when the marked replay is still more than 5% slower than the unmarked one it "
     "splits the module calls into k contiguous stretches of the forward, one graph each "
-    "(up to 16), each carrying about 1/k of the marks; a parent's self time subtracts its children's times replay "
-    "by replay. Each variant's mark cost is measured in the same run ((marked − unmarked "
-    "replay) / marks) and, since marks are numbered in time order, the marks a layer's "
-    "interval crosses are known exactly: that many mark costs are subtracted from its "
-    "samples (the JSON keeps `graph_mark_cost_s` per variant). "
+    "(up to 16), each carrying about 1/k of the marks; a parent's self time subtracts its "
+    "children's times replay by replay. Each variant's mark cost is measured in the same "
+    "run ((marked − unmarked replay) / marks) and, since marks are numbered in time "
+    "order, the marks a layer's interval crosses are known exactly: that many mark costs "
+    "are subtracted from its samples (the JSON keeps `graph_mark_cost_s` per variant). "
     "Where the marked forward cannot be captured, each module call is captured and replayed "
     "in isolation instead (method `isolated`: warm caches, so a model's first layer comes "
     "out ~25% faster than in context), and a call that cannot be captured at all keeps its "
