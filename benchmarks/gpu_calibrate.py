@@ -340,6 +340,7 @@ def render_outputs(out: Path, name: str, report: Any) -> list[Path]:
         ("_kernels.txt", render(report, "table", RenderOptions(columns="kernels", width=200))),
         ("_roofline.txt", render(report, "table", RenderOptions(columns="roofline",
                                                                 width=180))),
+        (".html", render(report, "html", RenderOptions(columns="time"))),
     ):
         path = out / f"{stem}{suffix}"
         path.write_text(text, encoding="utf-8")

@@ -107,10 +107,21 @@ def _kernels(r: LayerRecord) -> str:
     return "; ".join(shown) + (f" +{more}" if more > 0 else "")
 
 
+def _graph(t: dict[str, object]) -> bool:
+    return t.get("mode") == "graph" and t.get("end_to_end_graph_median_s") is not None
+
+
 def _e2e(report: Report) -> str:
+    """The Total row's time: measured the same way as the rows above it."""
     t = report.timing or {}
-    value = t.get("end_to_end_median_s")
+    value = t.get("end_to_end_graph_median_s") if _graph(t) else t.get("end_to_end_median_s")
     return "" if value is None else units.seconds(value)
+
+
+def _leaf_sum(report: Report) -> str:
+    t = report.timing or {}
+    value = t.get("graph_leaf_sum_s") if _graph(t) else t.get("leaf_self_sum_s")
+    return units.seconds(value) if value else ""
 
 
 def _float(value: float) -> str:
@@ -119,9 +130,7 @@ def _float(value: float) -> str:
 
 COLUMNS.update({
     "time": Column("time", "Time", _timed("median_s", units.seconds), _e2e),
-    "self_time": Column("self_time", "Self", _timed("self_median_s", units.seconds),
-                        lambda rep: units.seconds(rep.timing["leaf_self_sum_s"])
-                        if rep.timing and rep.timing.get("leaf_self_sum_s") else ""),
+    "self_time": Column("self_time", "Self", _timed("self_median_s", units.seconds), _leaf_sum),
     "share": Column("share", "Share", _timed("share", units.percent),
                     lambda rep: "100.0%" if rep.timing else ""),
     "time_spread": Column("time_spread", "p10–p90", _spread),
@@ -152,10 +161,28 @@ def timing_lines(report: Report) -> list[str]:
              f"{t.get('dtype')}, batch {t.get('batch')}, {t.get('mode', 'eval')}"
              + (", channels_last" if t.get("channels_last") else "")
              + f"): {t.get('warmup')} warm-up + {t.get('repeats')} repeats, {t.get('clock')}"]
+    if _graph(t):
+        line = (f"Layer times from the replayed CUDA graph of the forward: replay median "
+                f"{units.seconds(t['end_to_end_graph_median_s'])}")
+        marked = t.get("end_to_end_graph_marked_median_s")
+        if marked is not None:
+            variants = t.get("graph_variants", 1)
+            line += (f", {units.seconds(marked)} with timing marks "
+                     f"({100 * (t.get('graph_mark_overhead') or 0.0):+.1f}%"
+                     + (f", split over {variants} graphs" if variants > 1 else "")
+                     + "; layer times are compensated for them)")
+        elif t.get("graph_method") == "isolated":
+            line += " (each layer replayed in isolation)"
+        leaves, parents = t.get("graph_leaf_sum_s"), t.get("graph_parent_self_sum_s")
+        if leaves is not None and parents is not None:
+            line += (f" · leaf times sum to {units.seconds(leaves)}, parents' own work "
+                     f"{units.seconds(parents)}")
+        parts.append(line)
     e2e = t.get("end_to_end_median_s")
     plain = t.get("end_to_end_unhooked_median_s")
     if e2e is not None:
-        line = f"End-to-end median {units.seconds(e2e)} with hooks"
+        line = (("Eager: e" if _graph(t) else "E")
+                + f"nd-to-end median {units.seconds(e2e)} with hooks")
         if plain is not None:
             line += f", {units.seconds(plain)} without"
         if t.get("hook_overhead") is not None:
