@@ -316,8 +316,9 @@ EXPLANATION = [
     "order, the marks a layer's interval crosses are known exactly: that many mark costs "
     "are subtracted from its samples (the JSON keeps `graph_mark_cost_s` per variant). "
     "Where the marked forward cannot be captured, each module call is captured and replayed "
-    "in isolation instead (method `isolated`: warm caches, so a model's first layer comes "
-    "out ~25% faster than in context), and a call that cannot be captured at all keeps its "
+    "in isolation instead (method `isolated`: warm caches and a replay launch per call, so "
+    "it can differ from in-context times by several percent), and a call that cannot be "
+    "captured at all keeps its "
     "eager event time (method `events`).",
     "",
     "Launch-bound caveat at batch 1: graph times at batch 1 are what the GPU needs, but an "
