@@ -179,10 +179,11 @@ def _graph_pass(module: torch.nn.Module, call: Callable[[], Any], device: str,
         unavailable: str | None = None
         if backend is None:
             backend = CudaGraphBackend(device)
-            try:
-                marks = (event_clock_factory(device), lambda clock: OpsWatch())
-            except CaptureError as exc:  # an older torch: isolated replays still work
-                unavailable = str(exc)
+            if marks is None:
+                try:
+                    marks = (event_clock_factory(device), lambda clock: OpsWatch())
+                except CaptureError as exc:  # an older torch: isolated replays still work
+                    unavailable = str(exc)
         found = run_graph_pass(modules, names, call, backend, warmup=schedule.warmup,
                                repeats=schedule.repeats, eager=eager, plan=plan,
                                progress=progress, marks=marks)
