@@ -7,8 +7,10 @@ times then measure the host, not the GPU. Replaying a captured CUDA graph queues
 recorded kernel sequence with one host call, so back-to-back replays keep the GPU busy and
 an event pair around them measures GPU work only.
 
-Events recorded inside a captured graph cannot be read back (``elapsed_time`` on them fails
-with cudaErrorInvalidValue), so one whole-model graph cannot give per-layer times. Instead:
+Per-layer times come first from timing marks captured inside the whole-model graph
+(``cnnprof.timing.ingraph``, run from ``run_graph_pass``). This module holds the shared
+machinery (backends, the whole-model replay, combining calls into per-module times) and the
+fallback for a forward that cannot be captured with marks:
 
 1. **Whole model**: the unhooked forward is captured once (after a warm-up on the capture
    stream, as PyTorch requires) and replayed ``repeats`` times, one event pair around each
@@ -38,12 +40,15 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 from cnnprof.timing.stats import median
 from cnnprof.timing.timer import TimerResult
+
+if TYPE_CHECKING:
+    from cnnprof.timing.ingraph import InGraphResult
 
 
 class CaptureError(Exception):
@@ -489,19 +494,23 @@ class GraphResult:
     plan: Plan
     seconds: float  # wall time of the whole graph pass
     end_to_end_failure: str | None = None
-    #: "in_graph" (marks inside the whole-model graph) or "isolated" (calls one by one)
-    method: str = "isolated"
     #: in-graph only: the marked replays, variants, marks and the overhead of dense marks
-    in_graph: Any = None
+    in_graph: InGraphResult | None = None
     #: why in-graph marks were not used (None when they were, or were not tried)
     in_graph_failure: str | None = None
+
+    @property
+    def method(self) -> str:
+        """"in_graph" (marks inside the whole-model graph) or "isolated" (calls one by one)."""
+        return "isolated" if self.in_graph is None else "in_graph"
 
 
 def run_graph_pass(modules: Sequence[torch.nn.Module], names: Sequence[str],
                    call: Callable[[], Any], backend: GraphBackend, *, warmup: int,
                    repeats: int, eager: TimerResult | None, plan: Plan | None = None,
                    progress: Callable[[str, int, int], None] | None = None,
-                   marks: Any = None) -> GraphResult:
+                   marks: tuple[Callable[[], Any], Callable[[Any], Any]] | None = None,
+                   ) -> GraphResult:
     """Whole-model graph latency, then per-layer times: from marks inside the whole-model
     graph when ``marks`` (``(make_clock, make_watch)``, see ``cnnprof.timing.ingraph``) is
     given and the marked forward captures, else every recorded module call in isolation.
@@ -529,7 +538,7 @@ def run_graph_pass(modules: Sequence[torch.nn.Module], names: Sequence[str],
                                      repeats=repeats, progress=progress)
                 layers = combine(names, found.calls, found.per_call, eager, method="graph")
                 return GraphResult(e2e, layers, plan, time.perf_counter() - started,
-                                   method="in_graph", in_graph=found)
+                                   in_graph=found)
             except CaptureError as exc:
                 in_graph_failure = str(exc)
         elif marks is not None:
