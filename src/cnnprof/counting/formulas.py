@@ -494,8 +494,38 @@ for _d in (1, 2, 3):
 _register_family(per_output_element(3), "upsample_linear1d _upsample_linear1d_aa")
 _register_family(per_output_element(7), "upsample_bilinear2d _upsample_bilinear2d_aa")
 _register_family(per_output_element(15), "upsample_trilinear3d")
-_register_family(per_output_element(31),
-                 "upsample_bicubic2d _upsample_bicubic2d_aa grid_sampler_2d")
+_register_family(per_output_element(31), "upsample_bicubic2d _upsample_bicubic2d_aa")
+
+# grid_sample: the same taps·2 − 1 per output element, by its interpolation_mode argument
+# (0 bilinear/trilinear, 1 nearest: movement, 2 bicubic; 2-D only). RAFT's correlation
+# lookup samples bilinearly: 7 per element, not bicubic's 31.
+_GRID_SAMPLE_FLOPS = {2: {0: 7, 1: 0, 2: 31}, 3: {0: 15, 1: 0}}
+
+
+def _grid_sample_flops(dims: int, mode: Any) -> int:
+    table = _GRID_SAMPLE_FLOPS[dims]
+    return table.get(int(mode), table[0]) if isinstance(mode, int) else table[0]
+
+
+def _grid_sampler(dims: int, mode_at: int | None, grad_at: int | None) -> Formula:
+    """``mode_at``: where the interpolation mode is (None: cuDNN's, bilinear only);
+    ``grad_at``: the incoming gradient of a backward (None: a forward, per output element)."""
+
+    def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+        mode = kwargs.get("interpolation_mode", 0)
+        if mode_at is not None and len(args) > mode_at:
+            mode = args[mode_at]
+        elements = first_numel(out) if grad_at is None else numel(args[grad_at])
+        return OpCost(0, _grid_sample_flops(dims, mode) * elements)
+
+    return formula
+
+
+# grid_sampler_{2,3}d(input, grid, interpolation_mode, padding_mode, align_corners)
+for _d in (2, 3):
+    REGISTRY.add(f"aten.grid_sampler_{_d}d", _grid_sampler(_d, 2, None))
+REGISTRY.add("aten._grid_sampler_2d_cpu_fallback", _grid_sampler(2, 2, None))
+REGISTRY.add("aten.cudnn_grid_sampler", _grid_sampler(2, None, None))  # (input, grid)
 
 
 def _sorted_dim(x: Any, dim: Any) -> int:
@@ -644,7 +674,13 @@ _register_family(
 _register_family(per_grad_element(3), "upsample_linear1d_backward")
 _register_family(per_grad_element(7), "upsample_bilinear2d_backward")
 _register_family(per_grad_element(15), "upsample_trilinear3d_backward")
-_register_family(per_grad_element(31), "upsample_bicubic2d_backward grid_sampler_2d_backward")
+_register_family(per_grad_element(31), "upsample_bicubic2d_backward")
+# grid_sampler_{2,3}d_backward(grad_output, input, grid, interpolation_mode, ...)
+for _d in (2, 3):
+    REGISTRY.add(f"aten.grid_sampler_{_d}d_backward", _grid_sampler(_d, 3, 0))
+REGISTRY.add("aten._grid_sampler_2d_cpu_fallback_backward", _grid_sampler(2, 3, 0))
+# cudnn_grid_sampler_backward(input, grid, grad_output): bilinear only
+REGISTRY.add("aten.cudnn_grid_sampler_backward", _grid_sampler(2, None, 2))
 
 
 def _avg_pool_backward(dims: int) -> Formula:
