@@ -74,9 +74,11 @@ def test_alexnet_seed_227_fails_at_its_default_input_and_fits_224() -> None:
 def test_basic_block_reuses_its_relu_and_adds_outside_modules() -> None:
     report = profile("basic_block")
     assert report.layer("relu").calls == 3
-    root = report.layer("")
-    # out += residual: 64*56*56 = 200,704 additions in BasicBlock's own forward
-    assert root.self_cost.flops == 64 * 56 * 56
+    # out += residual: 64*56*56 = 200,704 additions in BasicBlock's own forward, a row of
+    # its own between bn2 and the relu's third call
+    add = report.layer("(add_)")
+    assert add.flops == 64 * 56 * 56 and add.type == "functional"
+    assert report.layer("").self_cost.flops == 0
 
 
 def test_alexnet_lrn_matches_tensorflow_same_padding() -> None:

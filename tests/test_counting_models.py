@@ -49,13 +49,24 @@ def layer_cost(report: Report, name: str) -> Cost:
 
 def test_functional_ops_land_in_the_right_layer() -> None:
     r = profile(Functional(), "4x4x4")
-    block = r.layer("block")
-    # the residual + : 4*4*4 = 64 adds in the block's own forward, the conv in the child
-    assert block.self_cost.flops == 64 and block.self_cost.macs == 0
+    # the residual + : 4*4*4 = 64 adds in the block's own forward, a row of its own beside
+    # the conv; the block keeps nothing of its own
+    add = r.layer("block.(add)")
+    assert (add.kind, add.type, add.is_leaf, add.depth) == ("ops", "functional", True, 2)
+    assert add.flops == 64 and add.macs == 0 and add.self_cost == add.cost
+    assert add.input_shapes == ((1, 4, 4, 4),) * 2 and add.output_shapes == ((1, 4, 4, 4),)
+    assert add.attributes == {"parent": "block", "segment": 1, "ops": {"add": 1}}
+    assert r.layer("block").self_cost == Cost()
     assert r.layer("block.conv").macs == 64 * 36  # 64 outputs x 4*3*3
-    root = r.root.self_cost
-    # root's own forward: matmul 128 + einsum 128 + SDPA (16 scores x (8 + 8)) = 512 MACs
-    assert root.macs == 128 + 128 + 16 * 16
+    # root's own forward between proj and lstm: matmul 128 + einsum 128 + SDPA (16 scores x
+    # (8 + 8)) = 512 MACs, one row named by its ops in run order (matmul and einsum are bmm)
+    gap = r.layer("(bmm+scaled_dot_product_attention+add)")
+    assert gap.macs == 128 + 128 + 16 * 16 and gap.attributes["segment"] == 2
+    assert gap.attributes["ops"] == {"bmm": 2, "scaled_dot_product_attention": 1, "add": 1}
+    root = gap.cost
+    assert [rec.name for rec in r.layers] == [
+        "", "block", "block.conv", "block.(add)", "proj",
+        "(bmm+scaled_dot_product_attention+add)", "lstm", "head"]
     # LSTM inside nn.LSTM: 4 steps x (32*8 + 32*8) = 2048
     assert r.layer("lstm").macs == 4 * 512
     assert r.layer("lstm").self_cost.macs == 2048
@@ -88,6 +99,67 @@ def test_alexnet_leaf_rows_add_up() -> None:
     for field in COST_FIELDS:
         assert sum(getattr(rec, field) for rec in r.leaves()) == getattr(r.totals, field), field
     assert round(r.totals.macs / 1e9, 3) == 0.714  # torchvision's _ops
+    assert not any(rec.is_ops for rec in r.layers)  # flatten is a view: no row
+
+
+@pytest.mark.parametrize("spec", ["resnet50", "vit_b_16", "swin_t", "functional"])
+def test_leaf_rows_add_up_with_functional_ops(spec: str) -> None:
+    # parents' own ops are rows of their own, so leaves carry the totals in every model
+    r = profile(Functional(), "4x4x4") if spec == "functional" else profile(spec)
+    assert any(rec.is_ops for rec in r.layers)
+    for field in COST_FIELDS:
+        assert sum(getattr(rec, field) for rec in r.leaves()) == getattr(r.totals, field), field
+    for rec in r.layers:
+        if not rec.is_leaf:
+            assert rec.self_cost == Cost(), rec.name
+
+
+def test_functional_rows_of_resnet_and_vit() -> None:
+    r = profile("resnet50")
+    adds = [rec for rec in r.layers if rec.is_ops]
+    # one residual out += identity per Bottleneck, placed after the block's last child
+    assert [rec.name for rec in adds][:2] == ["layer1.0.(add_)", "layer1.1.(add_)"]
+    assert len(adds) == 16 and all(rec.attributes["ops"] == {"add_": 1} for rec in adds)
+    names = [rec.name for rec in r.layers]
+    assert names.index("layer1.0.(add_)") == names.index("layer1.0.downsample.1") + 1
+    assert r.layer("layer1.0.(add_)").flops == 256 * 56 * 56
+    assert r.layer("layer1.0.(add_)").activation_bytes == 0  # in place: nothing new
+    v = profile("vit_b_16")
+    # two residual adds per encoder block: the repeated label gets #2
+    block = "encoder.layers.encoder_layer_0"
+    assert v.layer(f"{block}.(add)").attributes["segment"] == 3  # after ln_1, attn, dropout
+    assert v.layer(f"{block}.(add)#2").attributes["segment"] == 5  # after ln_2, mlp
+    assert v.layer("(cat)").output_shapes == ((1, 197, 768),)  # the class token
+    attn = v.layer(f"{block}.self_attention.(multi_head_attention_forward)")
+    assert attn.macs == v.layer(f"{block}.self_attention").macs  # out_proj never runs
+
+
+def test_repeated_parent_calls_sum_into_one_row_and_long_gaps_name_their_heaviest_ops() -> None:
+    class Mixer(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.lin(x)
+            z = (y * 2).exp().sum(-1, keepdim=True)  # 12 FLOPs each
+            return torch.matmul(y.transpose(0, 1), y).sum() + z  # mm 96, sum 16, add 3
+
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mix = Mixer()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.mix(self.mix(x).expand(3, 4))
+
+    r = profile(Twice(), [torch.ones(3, 4)])
+    gap = [rec for rec in r.layers if rec.is_ops]
+    assert len(gap) == 1 and gap[0].calls == 2  # the same gap of both calls: one row
+    # five ops ran: the three with the most FLOPs (mm, sum 12 + 16, then mul before exp
+    # by run order) are named, in run order
+    assert gap[0].name == "mix.(mul+sum+mm+more)"
+    assert gap[0].attributes["ops"] == {"mul": 1, "exp": 1, "sum": 2, "mm": 1, "add": 1}
 
 
 class LSTMNet(nn.Module):

@@ -72,8 +72,9 @@ def test_json_and_markdown(cli, resnets, tmp_path: Path) -> None:
     res = cli("diff", old, new, "--format", "json")
     data = json.loads(res.out)
     assert data["schema"] == "cnnprof.diff/1"
-    # every one of resnet18's 68 modules (root included) is in resnet34, unchanged
-    assert data["summary"] == {"added": 8, "removed": 0, "changed": 0, "unchanged": 68}
+    # every one of resnet18's 68 modules (root included) and 8 residual-add rows is in
+    # resnet34, unchanged
+    assert data["summary"] == {"added": 8, "removed": 0, "changed": 0, "unchanged": 76}
     totals = {t["metric"]: t for t in data["totals"]}
     assert totals["params"]["delta"] == 21_797_672 - 11_689_512
     target = tmp_path / "diff.md"
@@ -102,7 +103,7 @@ def test_before_after_change_shapes_costs_and_removal() -> None:
     new = profile(Before(32, extra=False), "3x8x8")
     diff = diff_reports(old, new)
     by = {layer.name: layer for layer in diff.layers}
-    assert set(by) == {"", "conv", "act", "head", "extra"}
+    assert set(by) == {"conv", "act", "(mean)", "head", "extra"}
     assert by["extra"].status == "removed" and by["extra"].delta("params") == -(10 * 10 + 10)
     assert by["conv"].changes == ("shape", "cost")
     assert by["conv"].new_shapes == ((1, 32, 8, 8),)
@@ -111,8 +112,8 @@ def test_before_after_change_shapes_costs_and_removal() -> None:
     # head: 16 → 32 inputs; same output shape, so a cost change only
     assert by["head"].changes == ("shape", "cost")  # its input shape changed
     assert by["head"].delta("params") == (32 * 10 + 10) - (16 * 10 + 10)
-    # the root's own cost changed too: the .mean in its forward reduces twice the channels
-    assert by[""].changes == ("cost",) and by[""].delta("flops") > 0
+    # the .mean in the root's own forward is a row of its own: it reduces twice the channels
+    assert by["(mean)"].changes == ("shape", "cost") and by["(mean)"].delta("flops") > 0
     for metric in ("params", "macs", "flops", "activation_bytes"):
         assert diff.total(metric).delta == sum(layer.delta(metric) for layer in diff.layers)
     assert diff.total("params").delta == sum(layer.delta("params") for layer in diff.layers)

@@ -47,8 +47,9 @@ def test_dom_has_table_and_charts(page: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     dom = done.stdout
     assert dom.count("<table") == 1 and dom.count("<svg") == 1
-    # one body row per module below the root (67 for resnet18), plus header and footer
-    assert dom.count("<tr") == 67 + 2
+    # one body row per module below the root (67 for resnet18) and per residual add (8),
+    # plus header and footer
+    assert dom.count("<tr") == 67 + 8 + 2
     for text in ("layer4", "BasicBlock", "1x512x7x7", "11.7 M", "MACs", "Parameters", "Memory"):
         assert text in dom, text
 

@@ -100,18 +100,16 @@ def test_batch32_graph_mode_against_references(model: str) -> None:
     # (b') nothing is lost between marks: the compensated leaves + parents' own ops make up
     # the unmarked replay
     assert abs(t["graph_sum_s"] / e2e - 1) <= 0.03
+    # the parents' own ops are leaf rows of their own (ResNet-50's `out += identity` in
+    # Bottleneck.forward: ~11% of its GPU time at batch 32 in float32, which no leaf module
+    # held before those rows existed, reports/gpu/CALIBRATION.md), so the leaves alone make
+    # up the replay
     leaves = checks.graph_leaf_sum(timed)
-    if model == "vit_b_16":
-        assert leaves.passed, leaves.detail
-    else:
-        # ResNet-50 adds each block's shortcut in Bottleneck.forward itself: ~11% of its GPU
-        # time at batch 32 in float32 is that add, which no leaf module contains (measured on
-        # an H100: leaves -11%, see reports/gpu/CALIBRATION.md). The missing time must sit
-        # in the blocks' own time, and the leaves must still cover all but that.
-        blocks = sum(r.time["self_median_s"] for r in timed.layers
-                     if r.type == "Bottleneck" and r.time)
-        assert blocks >= 0.8 * t["graph_parent_self_sum_s"]
-        assert leaves.value is not None and leaves.value > -0.15, leaves.detail
+    assert leaves.passed, leaves.detail
+    ops = [r for r in timed.layers if r.is_ops and r.time]
+    assert ops and all(r.time["method"] == "graph" for r in ops)
+    if model == "resnet50":  # 16 adds of up to 2x25.7 MB each: memory-bound, not negligible
+        assert sum(r.time["median_s"] for r in ops) >= 0.03 * e2e
     # (c') every layer over 50 µs matches the kernels the profiler attributes to it
     kernel = checks.kernel_match(timed, graph=True)
     assert kernel.passed, kernel.detail

@@ -194,18 +194,25 @@ def test_time_report_fields_from_fake_clock() -> None:
     timed = time_report(report, model, device="cpu", warmup=1, repeats=4, clock=clock)
     t = timed.timing
     assert t is not None
-    # hooked 7.015 ms vs unhooked 7.001 ms → overhead 0.014 / 7.001
-    assert t["end_to_end_median_s"] == pytest.approx(7.015 * MS)
+    # hooked 7.017 ms (15 module marks, 2 around the block's own add) vs unhooked 7.001 ms
+    assert t["end_to_end_median_s"] == pytest.approx(7.017 * MS)
     assert t["end_to_end_unhooked_median_s"] == pytest.approx(7.001 * MS)
-    assert t["hook_overhead"] == pytest.approx(0.014 / 7.001)
-    # leaves: a (1 ms + 1 µs), b, c (+1 µs each), act (2 calls: 0.5 ms + 2 µs)
-    assert t["leaf_self_sum_s"] == pytest.approx((1 + 2 + 3 + 0.5) * MS + 5 * US)
+    assert t["hook_overhead"] == pytest.approx(0.016 / 7.001)
+    # leaves: a (1 ms + 1 µs), b, c (+1 µs each), act (2 calls: 0.5 ms + 2 µs), and the
+    # block's own add (0.5 ms + the 1 µs of the mark that opened it)
+    assert t["leaf_self_sum_s"] == pytest.approx((1 + 2 + 3 + 0.5 + 0.5) * MS + 6 * US)
+    add = timed.layer("block.(add)").time
+    assert add is not None and add["median_s"] == pytest.approx(0.501 * MS)
+    block = timed.layer("block").time
+    # its own time: the marks no child interval holds (its start, b's and c's end, the gap's
+    # end), 1 µs each
+    assert block is not None and block["self_median_s"] == pytest.approx(4 * US)
     assert t["repeats"] == 4 and t["warmup"] == 1 and t["clock"] == "manual"
     assert len(t["end_to_end_samples_s"]) == 4
     a = timed.layer("a").time
     assert a is not None
     assert a["median_s"] == pytest.approx(1.001 * MS) and a["min_s"] == pytest.approx(1.001 * MS)
-    assert a["share"] == pytest.approx(1.001 / 7.015)
+    assert a["share"] == pytest.approx(1.001 / 7.017)
     assert a["samples_s"] == pytest.approx([1.001 * MS] * 4)
     act = timed.layer("act").time
     assert act is not None and act["calls"] == 2

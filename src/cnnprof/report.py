@@ -87,11 +87,19 @@ Shape = tuple[int, ...]
 
 @dataclass(frozen=True)
 class LayerRecord:
-    """One module, in first-call order. Cost fields are inclusive of children.
+    """One module, or one stretch of ops a parent ran itself, in first-call order. Cost
+    fields are inclusive of children.
 
-    ``self_cost`` holds what ran in this module's own ``forward`` outside any child module
-    (a residual ``+``, a ``torch.matmul``): the sum of ``self_cost`` over all layers equals the
-    totals, which is how "leaf rows add up" holds for models with functional ops.
+    ``kind`` is ``"module"`` or ``"ops"``. An ``"ops"`` row (type ``functional``, named
+    ``<parent>.(<ops>)``) holds the ops a parent module ran in its own ``forward`` in one gap
+    between child calls: a residual ``out += identity``, an attention's ``torch.matmul``. It is
+    a leaf child of that parent; ``attributes`` holds ``parent``, ``segment`` (how many child
+    calls returned before the gap) and ``ops`` (op name → calls per parent call).
+
+    ``self_cost`` holds what ran in the row's own code outside any child row: all of it for a
+    leaf, nothing for a parent module (its own ops are in its ``"ops"`` rows) except ops run
+    outside every module call. The sum of ``self_cost`` over all rows equals the totals, and
+    so does the sum of the leaf rows.
     """
 
     name: str
@@ -129,6 +137,12 @@ class LayerRecord:
     torchstat: dict[str, Any] | None = None
     #: Module hyper-parameters (kernel_size, stride, groups, bias, in_features ...).
     attributes: dict[str, Any] = field(default_factory=dict)
+    #: "module", or "ops" for a stretch of a parent's own ops
+    kind: str = "module"
+
+    @property
+    def is_ops(self) -> bool:
+        return self.kind == "ops"
 
     @property
     def cost(self) -> Cost:
@@ -138,6 +152,7 @@ class LayerRecord:
         out: dict[str, Any] = {
             "name": self.name,
             "type": self.type,
+            "kind": self.kind,
             "depth": self.depth,
             "calls": self.calls,
             "is_leaf": self.is_leaf,
@@ -193,6 +208,7 @@ class LayerRecord:
             roofline=data.get("roofline"),
             torchstat=data.get("torchstat"),
             attributes=dict(data.get("attributes", {})),
+            kind=str(data.get("kind", "module")),
         )
 
 

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cnnprof.report import LayerRecord, Report
+from cnnprof.report import Cost, LayerRecord, Report
 
 if TYPE_CHECKING:
     import torch
@@ -439,8 +439,9 @@ def compare(report: Report, runs: list[PeerRun],
     findings: list[Finding] = []
     layers: list[dict[str, Any]] = []
     for layer in report.layers:
-        if not layer.is_leaf or layer.calls == 0 or (layer.depth == 0 and len(report.layers) > 1):
-            continue
+        if (not layer.is_leaf or layer.is_ops or layer.calls == 0
+                or (layer.depth == 0 and len(report.layers) > 1)):
+            continue  # the peers have module rows only; own ops are compared per parent below
         found: list[Finding] = []
         for run in (thop, fv):
             if run is not None:
@@ -460,10 +461,18 @@ def compare(report: Report, runs: list[PeerRun],
             "torchstat_madd": ts_row["madd"] if ts_row else None,
             "agree": not found,
         })
+    # a parent's own ops: its rows of kind "ops" (and anything left in its self cost)
+    own_ops: dict[str, Cost] = {}
+    for layer in report.layers:
+        if layer.is_ops:
+            parent = str(layer.attributes.get("parent", ""))
+            own_ops[parent] = own_ops.get(parent, Cost()) + layer.cost
     functional_rows: list[dict[str, Any]] = []
     for layer in report.layers:
-        own = layer.self_cost
-        if layer.is_leaf or (own.flops == 0 and own.macs == 0):
+        if layer.is_leaf:
+            continue
+        own = layer.self_cost + own_ops.get(layer.name, Cost())
+        if own.flops == 0 and own.macs == 0:
             continue
         ops = (functional or {}).get(layer.name, {})
         fv_unsupported = fv.unsupported.get(layer.name, {}) if fv else {}

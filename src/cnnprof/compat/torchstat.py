@@ -322,12 +322,18 @@ def _measure_for(report: Report, model: torch.nn.Module | None,
         return {}, f"timing failed: {line}"
 
 
+def _module_leaf(layer: LayerRecord) -> bool:
+    """A leaf as torchstat sees one: a module. Rows of a parent's own ops (``is_ops``) are
+    invisible to its module hooks, so they have no torchstat values."""
+    return layer.is_leaf and not layer.is_ops
+
+
 def _descendant_leaves(report: Report, index: int) -> Iterator[LayerRecord]:
     parent = report.layers[index]
     for layer in report.layers[index + 1:]:
         if layer.depth <= parent.depth:
             break
-        if layer.is_leaf:
+        if _module_leaf(layer):
             yield layer
 
 
@@ -347,7 +353,7 @@ def annotate_torchstat(
     ``perf_counter`` pass on ``model`` or on the zoo model rebuilt (``measure=False`` skips).
     """
     timed = {layer.name: float(layer.time["median_s"]) for layer in report.layers
-             if layer.is_leaf and layer.time and layer.time.get("median_s") is not None}
+             if _module_leaf(layer) and layer.time and layer.time.get("median_s") is not None}
     source: str | None = None
     why: str | None = None
     if timed:
@@ -358,11 +364,12 @@ def annotate_torchstat(
         durations, why = _measure_for(report, model, model_args)
         source = "cpu perf_counter (median of 3)" if durations else None
     durations = durations or {}
-    leaf_sum = sum(durations.get(layer.name, 0.0) for layer in report.layers if layer.is_leaf)
+    leaf_sum = sum(durations.get(layer.name, 0.0) for layer in report.layers
+                   if _module_leaf(layer))
 
     rows: dict[str, dict[str, Any]] = {}
     for layer in report.layers:
-        if not layer.is_leaf:
+        if not _module_leaf(layer):
             continue
         values = torchstat_values(layer)
         seconds = durations.get(layer.name)
@@ -374,6 +381,8 @@ def annotate_torchstat(
 
     layers = list(report.layers)
     for index, layer in enumerate(report.layers):
+        if layer.is_ops:
+            continue
         if layer.is_leaf:
             # the root of a one-module model is its own (only) leaf
             layers[index] = replace(layer, torchstat=rows[layer.name])
@@ -447,7 +456,8 @@ def _shape_text(dims: Sequence[int]) -> str:
 def table_rows(report: Report, order: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """The leaf rows of torchstat's table (name + its ``torchstat`` values), in ``order``
     (torchstat lists leaves in ``named_modules()`` order) or the report's execution order."""
-    leaves = {layer.name: layer for layer in report.layers if layer.is_leaf and layer.torchstat}
+    leaves = {layer.name: layer for layer in report.layers
+              if _module_leaf(layer) and layer.torchstat}
     names = [n for n in order if n in leaves] if order is not None else list(leaves)
     names += [n for n in leaves if n not in set(names)]
     rows: list[dict[str, Any]] = []

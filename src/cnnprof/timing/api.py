@@ -28,6 +28,7 @@ from cnnprof.timing.graphs import CudaGraphBackend, GraphBackend, GraphResult, P
 from cnnprof.timing.kernels import KernelStats, profile_kernels
 from cnnprof.timing.memory import MemoryResult, measure_memory
 from cnnprof.timing.stats import summarize
+from cnnprof.timing.stretches import StretchPlan, row_names, stretch_plan
 from cnnprof.timing.timer import (
     LayerTimer,
     Schedule,
@@ -129,7 +130,9 @@ def time_report(
     module = prepared.module
     call = prepared.make_call(batch)
 
-    timer = LayerTimer(module, clock, backward=train)
+    # the parents' own ops, as the counting report split them into rows, are timed as such
+    stretches = stretch_plan(report)
+    timer = LayerTimer(module, clock, backward=train, stretches=stretches)
     grad = torch.enable_grad() if train else torch.no_grad()
     # a model that prints in forward (the seeds do) would flood the terminal 100 times over
     with grad, contextlib.redirect_stdout(io.StringIO()):
@@ -147,12 +150,13 @@ def time_report(
         graph: GraphResult | None = None
         if graphs:
             graph = _graph_pass(module, call, device, graph_backend, graph_plan, graph_marks,
-                                schedule, result, batch, progress)
+                                schedule, result, batch, progress, stretches)
         kstats: KernelStats | None = None
         if kernels:
             if progress is not None:
                 progress("kernels", 0, 1)
-            kstats = profile_kernels(module, call, device=device, iterations=KERNEL_ITERATIONS)
+            kstats = profile_kernels(module, call, device=device, iterations=KERNEL_ITERATIONS,
+                                     stretches=stretches)
             if progress is not None:
                 progress("kernels", 1, 1)
 
@@ -166,12 +170,12 @@ def time_report(
 def _graph_pass(module: torch.nn.Module, call: Callable[[], Any], device: str,
                 backend: GraphBackend | None, plan: Plan | None, marks: Any,
                 schedule: Schedule, eager: TimerResult, batch: int,
-                progress: Progress | None) -> GraphResult:
+                progress: Progress | None, stretches: StretchPlan) -> GraphResult:
     from cnnprof.timing.graphs import CaptureError, run_graph_pass
     from cnnprof.timing.ingraph import OpsWatch, event_clock_factory
 
     named = module_names(module)
-    names = [n for n, _ in named]
+    names = row_names([n for n, _ in named], stretches)  # modules first, as in the timer
     modules = [m for _, m in named]
     device_ctx = (torch.cuda.device(torch.device(device)) if device.startswith("cuda")
                   else contextlib.nullcontext())
@@ -186,7 +190,7 @@ def _graph_pass(module: torch.nn.Module, call: Callable[[], Any], device: str,
                     unavailable = str(exc)
         found = run_graph_pass(modules, names, call, backend, warmup=schedule.warmup,
                                repeats=schedule.repeats, eager=eager, plan=plan,
-                               progress=progress, marks=marks)
+                               progress=progress, marks=marks, stretches=stretches)
         if unavailable and found.in_graph_failure is None:
             found.in_graph_failure = unavailable
         return found
@@ -419,6 +423,9 @@ def _assemble(report: Report, result: TimerResult, plain_e2e: list[float],
             samples = iso.inclusive_s[rec.name]
             s = summarize(samples)
             own = summarize(iso.self_s[rec.name])
+        elif iso is not None and rec.is_ops:
+            # isolated replays have no call to replay for a parent's own ops: eager times
+            extra = {"method": "events"}
         time: dict[str, Any] = {
             "median_s": s.median_s, "p10_s": s.p10_s, "p90_s": s.p90_s, "min_s": s.min_s,
             "self_median_s": own.median_s, "self_p10_s": own.p10_s, "self_p90_s": own.p90_s,

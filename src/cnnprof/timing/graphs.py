@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from cnnprof.timing.stats import median
+from cnnprof.timing.stretches import StretchPlan
 from cnnprof.timing.timer import TimerResult
 
 if TYPE_CHECKING:
@@ -510,10 +511,13 @@ def run_graph_pass(modules: Sequence[torch.nn.Module], names: Sequence[str],
                    repeats: int, eager: TimerResult | None, plan: Plan | None = None,
                    progress: Callable[[str, int, int], None] | None = None,
                    marks: tuple[Callable[[], Any], Callable[[Any], Any]] | None = None,
-                   ) -> GraphResult:
+                   stretches: StretchPlan | None = None) -> GraphResult:
     """Whole-model graph latency, then per-layer times: from marks inside the whole-model
     graph when ``marks`` (``(make_clock, make_watch)``, see ``cnnprof.timing.ingraph``) is
     given and the marked forward captures, else every recorded module call in isolation.
+    ``names`` lists the modules, then the gap rows of ``stretches`` (``row_names``): gaps are
+    timed in the graph only; isolated replays have no call to replay for them, so their rows
+    keep the eager times.
 
     Graphs are captured and freed one at a time (each has its own memory pool); the backend
     returns cached memory at the end.
@@ -535,7 +539,8 @@ def run_graph_pass(modules: Sequence[torch.nn.Module], names: Sequence[str],
                 make_clock, make_watch = marks
                 found = run_in_graph(modules[0], call, backend, make_clock, make_watch,
                                      unmarked_s=median(e2e), warmup=warmup,
-                                     repeats=repeats, progress=progress)
+                                     repeats=repeats, progress=progress,
+                                     stretches=stretches)
                 layers = combine(names, found.calls, found.per_call, eager, method="graph")
                 return GraphResult(e2e, layers, plan, time.perf_counter() - started,
                                    in_graph=found)

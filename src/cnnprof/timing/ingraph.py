@@ -47,6 +47,7 @@ import torch
 from cnnprof.timing.clocks import Clock
 from cnnprof.timing.graphs import Call, CaptureError, GraphBackend, Measured
 from cnnprof.timing.stats import median
+from cnnprof.timing.stretches import StretchPlan
 from cnnprof.timing.timer import E2E_END, E2E_START, FIRST_CALL_SLOT, LayerTimer
 
 
@@ -266,10 +267,11 @@ class _Variant:
 def _variant(root: torch.nn.Module, call: Callable[[], Any], backend: GraphBackend,
              clock: Clock, watch: WorkWatch | None, keep: Callable[[int], bool], *,
              warmup: int, repeats: int,
-             progress: Callable[[int, int], None] | None) -> _Variant:
+             progress: Callable[[int, int], None] | None,
+             stretches: StretchPlan | None = None) -> _Variant:
     """Capture one marked forward and replay it ``repeats`` times."""
     marks = GraphMarks(clock, keep, watch)
-    timer = LayerTimer(root, marks)
+    timer = LayerTimer(root, marks, stretches=stretches)
 
     def forward() -> Any:
         # hooks only around the marked forward: the capture's warm-up runs `call` bare.
@@ -325,7 +327,8 @@ def run_in_graph(root: torch.nn.Module, call: Callable[[], Any], backend: GraphB
                  make_watch: Callable[[Clock], WorkWatch | None], *,
                  unmarked_s: float | None, warmup: int, repeats: int,
                  plan: MarkPlan | None = None,
-                 progress: Callable[[str, int, int], None] | None = None) -> InGraphResult:
+                 progress: Callable[[str, int, int], None] | None = None,
+                 stretches: StretchPlan | None = None) -> InGraphResult:
     """All calls' marks in one graph; if that costs more than the plan allows against the
     ``unmarked_s`` replay, again split over ``variants_for`` variants. Each call's samples
     are compensated for the marks its interval crosses (``_Variant.mark_cost``)."""
@@ -346,7 +349,8 @@ def run_in_graph(root: torch.nn.Module, call: Callable[[], Any], backend: GraphB
 
             clock = make_clock()
             found = _variant(root, call, backend, clock, make_watch(clock), keep,
-                             warmup=warmup, repeats=repeats, progress=tick)
+                             warmup=warmup, repeats=repeats, progress=tick,
+                             stretches=stretches)
             if tree is None:
                 tree = found.tree
             if found.tree != tree:

@@ -6,19 +6,139 @@ op is attributed to the innermost range open when it started. A kernel therefore
 exactly one layer's *own* list (``kernels``) and to the inclusive kernel time of that layer
 and all its ancestors (``inclusive_s``), which is what layer times are checked against.
 On the CPU there are no kernels: the outermost aten ops of each range stand in for them.
+
+libkineto (the profiler's C++ half) writes log lines straight to file descriptor 2, past
+``sys.stderr``, and some of them ignore ``KINETO_LOG_LEVEL``; :func:`quiet_kineto` keeps the
+known chatter off the terminal (see ``KINETO_NOISE``) and passes every other line on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import torch
 
+from cnnprof.timing.stretches import GapTracker, StretchPlan, index_gaps, row_names
 from cnnprof.timing.timer import module_names
 
 PREFIX = "cnnprof::"
+
+#: libkineto's log line prefix: ``LEVEL:date time pid:tid File.cpp:line] ``
+_KINETO_LINE = r"[A-Z]+:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \d+:\d+ [\w.]+:\d+\] "
+#: Lines libkineto prints on every ``--kernels`` run that say nothing to a cnnprof user.
+#: Anything else it writes (CUPTI failures, dropped events, ...) is passed on unchanged.
+KINETO_NOISE: tuple[re.Pattern[str], ...] = tuple(re.compile(_KINETO_LINE + msg) for msg in (
+    # USDT probe markers at every trace start/stop; printed whatever KINETO_LOG_LEVEL says
+    r"profiler_(start|stop)\s*$",
+    # ERROR on hosts without a usable CUDA driver, once per process, while the first trace is
+    # processed: kineto probes for GPUs even for a CPU-only trace. On a working CUDA host the
+    # probe succeeds, so hiding it never hides why a CUDA trace came out empty.
+    r"gpuGetDeviceCount failed",
+    # stage progress (Warm Up / Collection / Post Processing): by default in older torch
+    # releases (from ActivityProfilerController.cpp), only at KINETO_LOG_LEVEL<=3 in 2.15
+    r"Completed Stage: ",
+))
+#: kineto's own default level (ERROR); a lower KINETO_LOG_LEVEL asks for its logs
+_KINETO_DEFAULT_LEVEL = 4
+
+
+def _kineto_logs_requested() -> bool:
+    """True when ``KINETO_LOG_LEVEL`` asks kineto for more than its default: the user is
+    debugging the profiler and gets its output unfiltered. Read as kineto reads it (C
+    ``atoi``: leading digits, none is 0, so ``junk`` means verbose; empty means unset)."""
+    value = os.environ.get("KINETO_LOG_LEVEL", "")
+    if not value.strip():
+        return False
+    digits = re.match(r"\s*([+-]?\d+)", value)
+    return (int(digits.group(1)) if digits else 0) < _KINETO_DEFAULT_LEVEL
+
+
+def _is_fd2(stream: IO[str] | None) -> bool:
+    try:
+        return stream is not None and stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation, closed
+        return False
+
+
+#: (st_dev, st_ino) of the real stderr → a text stream on a duplicate of it. Python-level
+#: writes go there while fd 2 is captured. Kept open for the process (one fd), not closed
+#: per block: a thread (Rich's refresher) that fetched it as sys.stderr just before the swap
+#: back may still write to it, and must not hit a closed file.
+_passthrough: dict[tuple[int, int], IO[str]] = {}
+
+
+def _passthrough_for(stderr: IO[str]) -> IO[str]:
+    st = os.fstat(2)
+    key = (st.st_dev, st.st_ino)
+    stream = _passthrough.get(key)
+    if stream is None:
+        for stale in _passthrough.values():  # fd 2 now is another file (tests, daemons)
+            stale.close()
+        _passthrough.clear()
+        stream = _passthrough[key] = open(  # noqa: SIM115 (lives for the process)
+            os.dup(2), "w", encoding=getattr(stderr, "encoding", None) or "utf-8",
+            errors="backslashreplace", buffering=1)
+    return stream
+
+
+@contextmanager
+def quiet_kineto() -> Iterator[None]:
+    """Capture what C/C++ code writes to fd 2 inside the block; afterwards write every line
+    that is not known kineto chatter (``KINETO_NOISE``) to ``sys.stderr``.
+
+    Meant for the profiler's own start/step/stop/events calls only, as the lines it keeps are
+    held back until the block ends. Python-level writes are not captured: while the block
+    runs, a ``sys.stderr`` on fd 2 is swapped for a stream on the real stderr. That keeps the
+    Rich progress bar drawing through the block (the trace processing in ``events()`` takes
+    ~0.3 s on resnet18): Rich redraws through ``sys.stderr`` and checks ``isatty()`` on every
+    refresh, so with fd 2 on a file it would pause, and a frame started just before the
+    switch would be captured and replayed through Rich's stderr proxy as a stray line."""
+    if _kineto_logs_requested():
+        yield
+        return
+    stderr = sys.stderr
+    passthrough: IO[str] | None = None
+    try:
+        if stderr is not None:
+            stderr.flush()  # what Python buffered so far belongs before the captured lines
+        if _is_fd2(stderr):
+            passthrough = _passthrough_for(stderr)
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2: nothing can reach a terminal anyway
+        saved = -1
+    if saved < 0:
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        try:
+            os.dup2(sink.fileno(), 2)
+            if passthrough is not None:
+                sys.stderr = passthrough
+            yield
+        finally:
+            if passthrough is not None:
+                if sys.stderr is passthrough:
+                    sys.stderr = stderr
+                passthrough.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            kept = [line for line in sink.read().decode(errors="replace").splitlines(True)
+                    if not any(p.match(line) for p in KINETO_NOISE)]
+            if kept:
+                text = "".join(kept)
+                if sys.stderr is not None:
+                    sys.stderr.write(text)
+                    sys.stderr.flush()
+                else:
+                    os.write(2, text.encode(errors="replace"))
 
 
 @dataclass
@@ -53,8 +173,9 @@ class _Span:
 
 
 def profile_kernels(model: torch.nn.Module, call: Callable[[], Any], *, device: str,
-                    iterations: int = 3) -> KernelStats:
-    """Run ``call`` ``iterations`` times under ``torch.profiler`` with per-module ranges.
+                    iterations: int = 3, stretches: StretchPlan | None = None) -> KernelStats:
+    """Run ``call`` ``iterations`` times under ``torch.profiler`` with per-module ranges, and
+    a range per gap of ``stretches`` (a parent's own ops: ``cnnprof.timing.stretches``).
 
     One more iteration runs first with tracing on and is discarded (the profiler's warm-up
     step): the first kernels traced after the profiler starts run measurably slower (on an
@@ -67,47 +188,81 @@ def profile_kernels(model: torch.nn.Module, call: Callable[[], Any], *, device: 
 
     cuda = device.startswith("cuda")
     handles: list[Any] = []
-    open_ranges: list[tuple[torch.nn.Module, Any]] = []
+    open_ranges: list[tuple[torch.nn.Module | None, Any]] = []
+    named = module_names(model)
+    rows = row_names([n for n, _ in named], stretches or {})
+    labels = {PREFIX + (n or "<model>"): n for n in rows}
 
-    def pre(name: str) -> Callable[..., None]:
-        label = PREFIX + (name or "<model>")
+    def opener(row: int) -> Any:
+        rf = record_function(PREFIX + rows[row])
+        rf.__enter__()
+        open_ranges.append((None, rf))
+        return rf
+
+    def closer(rf: Any) -> None:
+        if open_ranges and open_ranges[-1][1] is rf:
+            open_ranges.pop()
+        rf.__exit__(None, None, None)
+
+    gaps: GapTracker[Any] = GapTracker(index_gaps(rows, stretches or {}), opener, closer)
+
+    def pre(index: int) -> Callable[..., None]:
+        label = PREFIX + (rows[index] or "<model>")
 
         def hook(module: torch.nn.Module, args: Any) -> None:
+            gaps.entering()
             rf = record_function(label)
             rf.__enter__()
             open_ranges.append((module, rf))
+            gaps.entered(index)
 
         return hook
 
-    def post(module_: torch.nn.Module) -> Callable[..., None]:
+    def post(index: int, module_: torch.nn.Module) -> Callable[..., None]:
         def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
+            gaps.leaving(index)
             if open_ranges and open_ranges[-1][0] is module_:
                 open_ranges.pop()[1].__exit__(None, None, None)
+                gaps.left()
 
         return hook
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    labels = {PREFIX + (n or "<model>"): n for n, _ in module_names(model)}
     try:
-        for name, module in module_names(model):
-            handles.append(module.register_forward_pre_hook(pre(name)))
-            handles.append(module.register_forward_hook(post(module), always_call=True))
+        for index, (_, module) in enumerate(named):
+            handles.append(module.register_forward_pre_hook(pre(index)))
+            handles.append(module.register_forward_hook(post(index, module), always_call=True))
         plan = schedule(wait=0, warmup=1, active=iterations, repeat=1)
         with warnings.catch_warnings():
             # "Profiler clears events at the end of each cycle": one cycle is all we keep
             warnings.simplefilter("ignore")
-            with profile(activities=activities, schedule=plan) as prof:
+            # kineto's chatter comes from the profiler's own calls: start (prepare), the
+            # step() that starts the trace (profiler_start) and the last one, which stops
+            # and processes it (profiler_stop, gpuGetDeviceCount); events() (parsing) and
+            # the exit are wrapped in case a release prints there. The model calls are not,
+            # so nothing they write is held back.
+            prof = profile(activities=activities, schedule=plan)
+            with quiet_kineto():
+                prof.__enter__()
+            try:
                 for _ in range(iterations + 1):
                     call()
                     if cuda:
                         torch.cuda.synchronize(device)
-                    prof.step()
+                    with quiet_kineto():
+                        prof.step()
+            finally:
+                with quiet_kineto():
+                    prof.__exit__(None, None, None)
+            with quiet_kineto():
+                events = prof.events()
     finally:
         for handle in handles:
             handle.remove()
         while open_ranges:
             open_ranges.pop()[1].__exit__(None, None, None)
-    return attribute(prof.events(), labels, cuda=cuda, iterations=iterations)
+        gaps.clear()
+    return attribute(events, labels, cuda=cuda, iterations=iterations)
 
 
 def attribute(events: Any, labels: dict[str, str], *, cuda: bool,

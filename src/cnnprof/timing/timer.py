@@ -9,6 +9,10 @@ parent call. After the iteration the clock is synchronized once and the samples 
 * self time of a call = its inclusive time minus the inclusive times of the calls nested
   directly in it, so self times telescope: summed over all modules they give the root.
 
+With a ``StretchPlan`` the gaps in which parents run their own ops (the counting report's
+``"ops"`` rows, ``cnnprof.timing.stretches``) are timed as calls too, so their time leaves the
+parent's self time for a row of its own.
+
 Nothing is written onto modules; hooks are removed in ``finally`` (also on Ctrl-C).
 """
 
@@ -23,6 +27,7 @@ from typing import Any
 import torch
 
 from cnnprof.timing.clocks import Clock
+from cnnprof.timing.stretches import GapTracker, StretchPlan, index_gaps, row_names
 from cnnprof.trace.structure import iter_tensors
 
 #: slots 0 and 1 frame the whole call (end-to-end, outside every hook)
@@ -65,15 +70,19 @@ class TimerResult:
 
 
 class LayerTimer:
-    """Times every module of ``model`` with ``clock``; ``run`` does warm-up and repeats."""
+    """Times every module of ``model`` with ``clock`` (and the gaps of ``stretches``); ``run``
+    does warm-up and repeats. ``names`` are the modules, then the gaps' rows."""
 
-    def __init__(self, model: torch.nn.Module, clock: Clock, *, backward: bool = False) -> None:
+    def __init__(self, model: torch.nn.Module, clock: Clock, *, backward: bool = False,
+                 stretches: StretchPlan | None = None) -> None:
         self.model = model
         self.clock = clock
         self.backward = backward
         named = module_names(model)
-        self.names = [n for n, _ in named]
+        self.names = row_names([n for n, _ in named], stretches or {})
         self._modules = [m for _, m in named]
+        self._gaps: GapTracker[int] = GapTracker(index_gaps(self.names, stretches or {}),
+                                                 self._open_gap, self._close_gap)
         self._handles: list[Any] = []
         #: name of the innermost module that was running when a call raised (e.g. CUDA OOM)
         self.failed: str | None = None
@@ -103,30 +112,54 @@ class LayerTimer:
     def _pre(self, index: int) -> Callable[..., None]:
         stack, clock = self._stack, self.clock
 
+        gaps = self._gaps
+
         def hook(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
-            call = self._ncalls
-            if call >= self._cap:  # only during warm-up: the pool is sized by then
-                self._reserve(call + 1)
-            self._ncalls = call + 1
-            self._owner[call] = index
-            self._parent[call] = stack[-1] if stack else -1
+            if gaps:
+                gaps.entering()
+            call = self._new_call(index)
             stack.append(call)
             if self.backward:
                 self._hook_inputs(index, args)
             # stamped last, so the hook's own Python work is not inside the layer's time
             clock.record(FIRST_CALL_SLOT + 2 * call)
+            if gaps:
+                gaps.entered(index)
 
         return hook
 
+    def _new_call(self, owner: int) -> int:
+        call = self._ncalls
+        if call >= self._cap:  # only during warm-up: the pool is sized by then
+            self._reserve(call + 1)
+        self._ncalls = call + 1
+        self._owner[call] = owner
+        self._parent[call] = self._stack[-1] if self._stack else -1
+        return call
+
+    # a gap is a call without a module: opened right after the boundary before it, closed
+    # right before the boundary after it (never on the stack: no module call nests in it)
+    def _open_gap(self, row: int) -> int:
+        call = self._new_call(row)
+        self.clock.record(FIRST_CALL_SLOT + 2 * call)
+        return call
+
+    def _close_gap(self, call: int) -> None:
+        self.clock.record(FIRST_CALL_SLOT + 2 * call + 1)
+
     def _post(self, index: int) -> Callable[..., None]:
-        stack, clock = self._stack, self.clock
+        stack, clock, gaps = self._stack, self.clock, self._gaps
 
         def hook(module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
             if self.failed is None and sys.exc_info()[1] is not None:
                 self.failed = self.names[index]  # innermost module running when it raised
+            if gaps:
+                gaps.leaving(index)
             if stack and self._owner[stack[-1]] == index:
                 call = stack.pop()
                 clock.record(FIRST_CALL_SLOT + 2 * call + 1)
+                if gaps:
+                    gaps.left()
             if self.backward:
                 self._hook_outputs(index, output)
 
@@ -171,6 +204,7 @@ class LayerTimer:
             handle.remove()
         self._handles.clear()
         self._stack.clear()
+        self._gaps.clear()
 
     @contextmanager
     def attached(self) -> Iterator[LayerTimer]:
@@ -185,6 +219,7 @@ class LayerTimer:
         """Start a new iteration: call numbering (and with it the slots) starts again at 0."""
         self._ncalls = 0
         self._stack.clear()
+        self._gaps.clear()
         if self.backward:
             self._bw_started = [False] * len(self._modules)
             self._bw_ended = [False] * len(self._modules)
@@ -207,7 +242,7 @@ class LayerTimer:
         clock = self.clock
         self.rewind()
         host = _bracketed(call, clock)
-        n = len(self._modules)
+        n = len(self.names)
         inclusive = [0.0] * n
         own = [0.0] * n
         calls = [0] * n
@@ -225,7 +260,8 @@ class LayerTimer:
         if self.backward:
             backward = [
                 clock.elapsed_s(self._bw_base + 2 * i, self._bw_base + 2 * i + 1)
-                if self._bw_started[i] and self._bw_ended[i] else float("nan")
+                if i < len(self._modules) and self._bw_started[i] and self._bw_ended[i]
+                else float("nan")  # no marks, or a gap's row (its backward is its parent's)
                 for i in range(n)
             ]
         return inclusive, own, calls, clock.elapsed_s(E2E_START, E2E_END), host, backward
@@ -271,11 +307,12 @@ def run_timing(
     progress: Callable[[str, int, int], None] | None = None,
     unhooked: bool = True,
     timer: LayerTimer | None = None,
+    stretches: StretchPlan | None = None,
 ) -> tuple[TimerResult, list[float], list[float]]:
     """Warm up, then ``repeats`` iterations alternating an unhooked and a hooked call (so
     clock drift or thermal throttling hits both alike). Returns the hooked result and the
     unhooked end-to-end and host samples."""
-    timer = timer or LayerTimer(model, clock, backward=backward)
+    timer = timer or LayerTimer(model, clock, backward=backward, stretches=stretches)
     result = TimerResult(names=list(timer.names))
     n = len(timer.names)
     inc: list[list[float]] = [[] for _ in range(n)]

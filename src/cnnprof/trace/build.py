@@ -8,7 +8,12 @@ from typing import Any
 import torch
 
 from cnnprof.report import Cost, LayerRecord, Totals
-from cnnprof.trace.observers import Node
+from cnnprof.trace.observers import Node, Stretch
+
+#: ``LayerRecord.type`` of the rows made from ops in a parent's own forward
+FUNCTIONAL = "functional"
+#: distinct op names a functional row's name lists before it abbreviates
+_LABEL_OPS = 3
 
 #: Hyper-parameters worth showing, read from modules that have them.
 _ATTRIBUTES = (
@@ -45,23 +50,48 @@ def module_attributes(module: torch.nn.Module) -> dict[str, Any]:
     return out
 
 
-def ordered_nodes(root: Node) -> list[Node]:
+def ordered_nodes(root: Node) -> list[Node | Stretch]:
     """Pre-order walk with children sorted by first call; modules that never ran keep their
-    place after the sibling declared before them."""
-    out: list[Node] = []
-    todo = [root]
+    place after the sibling declared before them. A parent's stretches of own ops sit among
+    its children where they first ran."""
+    out: list[Node | Stretch] = []
+    todo: list[Node | Stretch] = [root]
     while todo:
-        node = todo.pop()
-        out.append(node)
-        keyed: list[tuple[float, int, Node]] = []
-        previous = float(node.order)
-        for index, child in enumerate(node.children):
+        item = todo.pop()
+        out.append(item)
+        if isinstance(item, Stretch):
+            continue
+        keyed: list[tuple[float, int, Node | Stretch]] = []
+        previous = float(item.order)
+        for index, child in enumerate(item.children):
             key = float(child.order) if child.calls else previous + 0.5
             previous = key
             keyed.append((key, index, child))
-        keyed.sort(key=lambda item: (item[0], item[1]))
+        for stretch in item.stretches.values():
+            keyed.append((float(stretch.order), len(item.children) + stretch.segment, stretch))
+        keyed.sort(key=lambda entry: (entry[0], entry[1]))
         todo.extend(child for _, _, child in reversed(keyed))
     return out
+
+
+def stretch_names(node: Node) -> dict[int, str]:
+    """Row names of a parent's stretches, ``<parent>.(<ops>)``: the distinct ops in the order
+    they ran (``(add_)``, ``(mul+add)``); a stretch of more ops names the three with the most
+    FLOPs, still in run order, and ``+more`` (``(addmm+bmm+_softmax+more)``). A label repeated
+    in the same parent gets ``#2``, ``#3`` in the order the gaps ran."""
+    names: dict[int, str] = {}
+    seen: Counter[str] = Counter()
+    for segment in sorted(node.stretches):
+        stretch = node.stretches[segment]
+        ops = list(stretch.ops)  # run order
+        if len(ops) > _LABEL_OPS:
+            heavy = sorted(ops, key=lambda op: (-stretch.op_flops[op], ops.index(op)))
+            ops = [op for op in ops if op in heavy[:_LABEL_OPS]] + ["more"]
+        label = "+".join(ops)
+        seen[label] += 1
+        label = f"({label})" + (f"#{seen[label]}" if seen[label] > 1 else "")
+        names[segment] = f"{node.name}.{label}" if node.name else label
+    return names
 
 
 def own_parameters(module: torch.nn.Module) -> list[torch.Tensor]:
@@ -160,9 +190,37 @@ def model_totals(model: torch.nn.Module, cost: Cost, backward: Cost | None = Non
     )
 
 
+def _stretch_record(stretch: Stretch, name: str) -> LayerRecord:
+    cost = Cost(stretch.macs, stretch.flops, stretch.act, stretch.read, stretch.write)
+    calls = max(1, stretch.calls)
+    return LayerRecord(
+        name=name,
+        type=FUNCTIONAL,
+        kind="ops",
+        depth=stretch.parent.depth + 1,
+        calls=stretch.calls,
+        is_leaf=True,
+        input_shapes=stretch.input_shapes,
+        input_dtypes=stretch.input_dtypes,
+        output_shapes=stretch.output_shapes,
+        output_dtypes=stretch.output_dtypes,
+        macs=cost.macs,
+        flops=cost.flops,
+        activation_bytes=cost.activation_bytes,
+        read_bytes=cost.read_bytes,
+        write_bytes=cost.write_bytes,
+        self_cost=cost,
+        unsupported_ops=dict(stretch.unsupported),
+        attributes={"parent": stretch.parent.name, "segment": stretch.segment,
+                    # per call of the parent (a parent called in a loop runs them each time)
+                    "ops": {op: max(1, n // calls) for op, n in stretch.ops.items()}},
+    )
+
+
 def freeze(root: Node) -> tuple[list[LayerRecord], Cost, dict[str, int]]:
     """Records in execution order, the total cost, and the unsupported ops of the model."""
-    nodes = ordered_nodes(root)
+    items = ordered_nodes(root)
+    nodes = [item for item in items if isinstance(item, Node)]
     stats = _ParamStats(nodes)
     inclusive: dict[int, Cost] = {}
     backward: dict[int, Cost] = {}
@@ -172,6 +230,10 @@ def freeze(root: Node) -> tuple[list[LayerRecord], Cost, dict[str, int]]:
         total = own
         for child in node.children:
             total = total + inclusive[id(child)]
+        for stretch in node.stretches.values():
+            total = total + Cost(stretch.macs, stretch.flops, stretch.act, stretch.read,
+                                 stretch.write)
+            unsupported_total.update(stretch.unsupported)
         inclusive[id(node)] = total
         if node.bwd is not None:
             back = Cost(*node.bwd)
@@ -180,7 +242,15 @@ def freeze(root: Node) -> tuple[list[LayerRecord], Cost, dict[str, int]]:
             backward[id(node)] = back
         unsupported_total.update(node.unsupported)
     records = []
-    for node in nodes:
+    names: dict[int, dict[int, str]] = {}
+    for item in items:
+        if isinstance(item, Stretch):
+            parent = item.parent
+            if id(parent) not in names:
+                names[id(parent)] = stretch_names(parent)
+            records.append(_stretch_record(item, names[id(parent)][item.segment]))
+            continue
+        node = item
         own_cost = Cost(node.macs, node.flops, node.act, node.read, node.write)
         total = inclusive[id(node)]
         numel, trainable, buffer_elems, nbytes = stats.inclusive[id(node)]

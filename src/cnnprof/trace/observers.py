@@ -31,7 +31,7 @@ class Node:
     __slots__ = (
         "act", "bwd", "calls", "children", "depth", "flops", "input_dtypes", "input_shapes", "macs",
         "module", "name", "order", "output_dtypes", "output_shapes", "parent", "read",
-        "type", "unsupported", "write",
+        "stretches", "type", "unsupported", "write",
     )
 
     def __init__(self, name: str, module: torch.nn.Module, parent: Node | None) -> None:
@@ -56,6 +56,64 @@ class Node:
         self.unsupported: Counter[str] = Counter()
         #: backward self cost [macs, flops, activation, read, write]; None without --backward
         self.bwd: list[int] | None = None
+        #: ops run in this (parent) module's own forward, by the gap between child calls
+        #: they ran in (``Stretch.segment``)
+        self.stretches: dict[int, Stretch] = {}
+
+
+def op_label(name: str) -> str:
+    """An op's short name for rows: ``aten.add_`` → ``add_``; other namespaces keep theirs
+    with ``::`` (a row name must not contain dots: they separate the module path)."""
+    return name.removeprefix("aten.").removeprefix("function.").replace(".", "::")
+
+
+class Stretch:
+    """The ops a parent module ran in its own ``forward`` in one gap between child calls.
+
+    Gap ``segment`` of a call is what ran after its ``segment``-th direct child call returned
+    (0: before the first child call). Summed over the parent's calls, it becomes a row of its
+    own (kind ``"ops"``): a residual ``out += identity`` or an attention's ``q @ k.T`` then has
+    a name, shapes and a cost beside the modules, instead of hiding in the parent's self cost,
+    and the timing pass times the same gap (``cnnprof.timing.stretches``).
+    """
+
+    __slots__ = (
+        "act", "calls", "flops", "input_dtypes", "input_shapes", "last_call", "macs", "op_flops",
+        "ops", "order", "output_dtypes", "output_shapes", "parent", "read", "segment",
+        "unsupported", "write",
+    )
+
+    def __init__(self, parent: Node, segment: int, order: int) -> None:
+        self.parent = parent
+        self.segment = segment
+        self.order = order
+        self.calls = 0
+        self.last_call = -1
+        self.macs = 0
+        self.flops = 0
+        self.act = 0
+        self.read = 0
+        self.write = 0
+        self.unsupported: Counter[str] = Counter()
+        #: op label → calls, over all of the parent's calls
+        self.ops: Counter[str] = Counter()
+        #: op label → FLOPs (what a long stretch's row name picks its ops by)
+        self.op_flops: Counter[str] = Counter()
+        self.input_shapes: tuple[tuple[int, ...], ...] = ()
+        self.input_dtypes: tuple[str, ...] = ()
+        self.output_shapes: tuple[tuple[int, ...], ...] = ()
+        self.output_dtypes: tuple[str, ...] = ()
+
+    def saw(self, name: str, args: Any, out: Any, flops: int) -> None:
+        """One op of the gap: its name and FLOPs, and (first call only) the shapes going in
+        and out."""
+        label = op_label(name)
+        self.ops[label] += 1
+        self.op_flops[label] += flops
+        if self.calls == 1:
+            if not self.input_shapes:  # the gap's inputs: the first op's tensor arguments
+                self.input_shapes, self.input_dtypes = shapes_and_dtypes(args)
+            self.output_shapes, self.output_dtypes = shapes_and_dtypes(out)
 
 
 class ModuleObserver:
@@ -74,6 +132,8 @@ class ModuleObserver:
         self.grad_leaves: list[torch.Tensor] = []
         self.root = self._build_tree(model)
         self.stack: list[Node] = []
+        #: per open call (parallel to ``stack``): direct child calls that have returned
+        self.segments: list[int] = []
         self._handles: list[Any] = []
         self._next_order = 0
         #: innermost module that was running when the forward raised, and the last that ran
@@ -117,6 +177,7 @@ class ModuleObserver:
             handle.remove()
         self._handles.clear()
         self.stack.clear()
+        self.segments.clear()
 
     def _pre_hook(self, node: Node) -> Any:
         def hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -130,6 +191,7 @@ class ModuleObserver:
                 # forward (children claim theirs when they finish)
                 self.claim((args, kwargs), self.current)
             self.stack.append(node)
+            self.segments.append(0)
 
         return hook
 
@@ -137,6 +199,9 @@ class ModuleObserver:
         def hook(module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
             if self.stack and self.stack[-1] is node:
                 self.stack.pop()
+                self.segments.pop()
+                if self.segments:
+                    self.segments[-1] += 1  # the caller's next gap starts
             if sys.exc_info()[1] is not None:
                 if self.failed_node is None:
                     self.failed_node = node
@@ -152,6 +217,25 @@ class ModuleObserver:
     @property
     def current(self) -> Node:
         return self.stack[-1] if self.stack else self.root
+
+    def sink(self) -> Node | Stretch:
+        """Where an op running now is charged: the running module when it has no children
+        (a leaf's own ops), else the gap of the running parent's call the op falls in.
+        Outside every module call (nothing on the stack): the root itself."""
+        if not self.stack:
+            return self.root
+        node = self.stack[-1]
+        if not node.children:
+            return node
+        segment = self.segments[-1]
+        stretch = node.stretches.get(segment)
+        if stretch is None:
+            stretch = node.stretches[segment] = Stretch(node, segment, self._next_order)
+            self._next_order += 1  # placed among the parent's children by first run
+        if stretch.last_call != node.calls:
+            stretch.last_call = node.calls
+            stretch.calls += 1
+        return stretch
 
     def claim(self, obj: Any, node: Node) -> None:
         """Attribute the not yet claimed autograd nodes behind the tensors in ``obj`` to ``node``.
@@ -267,7 +351,9 @@ class OpObserver(TorchDispatchMode):
                 memo[key] = cost
         if cost is _FREE:
             return out
-        node = self.modules.current
+        node = self.modules.sink()
+        if type(node) is Stretch:
+            node.saw(self._info(func).name, args, out, cost[4])
         read, write, act, macs, flops, missing = cost
         node.read += read
         node.write += write
@@ -368,19 +454,23 @@ class FusedFunctionObserver(TorchFunctionMode):
         finally:
             self.ops.suppress -= 1
         formula = self.ops.registry.formula(name)
-        node = self.ops.modules.current
+        node = self.ops.modules.sink()
         written = tensor_bytes(out)
         node.read += tensor_bytes(args) + tensor_bytes(tuple(kwargs.values()))
         node.write += written
         node.act += written
+        flops = 0
         if formula is None:
             node.unsupported[name] += 1
-            return out
-        try:
-            cost = formula(args, kwargs, out)
-        except Exception:  # a formula bug must never break the user's forward
-            node.unsupported[f"{name} (formula failed)"] += 1
-            return out
-        node.macs += cost.macs
-        node.flops += cost.flops
+        else:
+            try:
+                cost = formula(args, kwargs, out)
+            except Exception:  # a formula bug must never break the user's forward
+                node.unsupported[f"{name} (formula failed)"] += 1
+            else:
+                flops = cost.flops
+                node.macs += cost.macs
+                node.flops += flops
+        if type(node) is Stretch:
+            node.saw(name, args, out, flops)
         return out
