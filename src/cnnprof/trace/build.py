@@ -191,7 +191,7 @@ def model_totals(model: torch.nn.Module, cost: Cost, backward: Cost | None = Non
 
 
 def _stretch_record(stretch: Stretch, name: str) -> LayerRecord:
-    cost = Cost(stretch.macs, stretch.flops, stretch.act, stretch.read, stretch.write)
+    cost = stretch.cost()
     calls = max(1, stretch.calls)
     return LayerRecord(
         name=name,
@@ -226,13 +226,11 @@ def freeze(root: Node) -> tuple[list[LayerRecord], Cost, dict[str, int]]:
     backward: dict[int, Cost] = {}
     unsupported_total: Counter[str] = Counter()
     for node in reversed(nodes):
-        own = Cost(node.macs, node.flops, node.act, node.read, node.write)
-        total = own
+        total = node.cost()
         for child in node.children:
             total = total + inclusive[id(child)]
         for stretch in node.stretches.values():
-            total = total + Cost(stretch.macs, stretch.flops, stretch.act, stretch.read,
-                                 stretch.write)
+            total = total + stretch.cost()
             unsupported_total.update(stretch.unsupported)
         inclusive[id(node)] = total
         if node.bwd is not None:
@@ -251,7 +249,6 @@ def freeze(root: Node) -> tuple[list[LayerRecord], Cost, dict[str, int]]:
             records.append(_stretch_record(item, names[id(parent)][item.segment]))
             continue
         node = item
-        own_cost = Cost(node.macs, node.flops, node.act, node.read, node.write)
         total = inclusive[id(node)]
         numel, trainable, buffer_elems, nbytes = stats.inclusive[id(node)]
         records.append(
@@ -275,7 +272,7 @@ def freeze(root: Node) -> tuple[list[LayerRecord], Cost, dict[str, int]]:
                 activation_bytes=total.activation_bytes,
                 read_bytes=total.read_bytes,
                 write_bytes=total.write_bytes,
-                self_cost=own_cost,
+                self_cost=node.cost(),
                 unsupported_ops=dict(node.unsupported),
                 backward=backward.get(id(node)),
                 attributes=module_attributes(node.module),

@@ -21,20 +21,41 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from cnnprof.counting import REGISTRY, FormulaRegistry, OpKind
 from cnnprof.counting import formulas as _formulas  # noqa: F401  (registers the built-ins)
 from cnnprof.counting import vision_ops as _vision_ops  # noqa: F401
+from cnnprof.report import Cost
 from cnnprof.trace.meta_cache import run_op_keyed
 from cnnprof.trace.structure import iter_tensors, shapes_and_dtypes, tensor_bytes
 
 
-class Node:
-    """Mutable per-module state while tracing; frozen into a LayerRecord afterwards."""
+class Charged:
+    """What the op observers charge ops to: a module's own costs (``Node``) or one gap of a
+    parent's own ops (``Stretch``)."""
+
+    __slots__ = ("act", "flops", "macs", "read", "unsupported", "write")
+
+    def __init__(self) -> None:
+        self.macs = 0
+        self.flops = 0
+        self.act = 0
+        self.read = 0
+        self.write = 0
+        self.unsupported: Counter[str] = Counter()
+
+    def cost(self) -> Cost:
+        return Cost(self.macs, self.flops, self.act, self.read, self.write)
+
+
+class Node(Charged):
+    """Mutable per-module state while tracing; frozen into a LayerRecord afterwards. Its
+    charged costs are what ran in the module's own forward outside any child (for a parent:
+    only ops outside every module call; its own ops go to its ``stretches``)."""
 
     __slots__ = (
-        "act", "bwd", "calls", "children", "depth", "flops", "input_dtypes", "input_shapes", "macs",
-        "module", "name", "order", "output_dtypes", "output_shapes", "parent", "read",
-        "stretches", "type", "unsupported", "write",
+        "bwd", "calls", "children", "depth", "input_dtypes", "input_shapes", "module", "name",
+        "order", "output_dtypes", "output_shapes", "parent", "stretches", "type",
     )
 
     def __init__(self, name: str, module: torch.nn.Module, parent: Node | None) -> None:
+        super().__init__()
         self.name = name
         self.module = module
         self.type = type(module).__name__
@@ -47,13 +68,6 @@ class Node:
         self.input_dtypes: tuple[str, ...] = ()
         self.output_shapes: tuple[tuple[int, ...], ...] = ()
         self.output_dtypes: tuple[str, ...] = ()
-        # self costs (ops run in this module's own forward, outside child modules)
-        self.macs = 0
-        self.flops = 0
-        self.act = 0
-        self.read = 0
-        self.write = 0
-        self.unsupported: Counter[str] = Counter()
         #: backward self cost [macs, flops, activation, read, write]; None without --backward
         self.bwd: list[int] | None = None
         #: ops run in this (parent) module's own forward, by the gap between child calls
@@ -67,7 +81,7 @@ def op_label(name: str) -> str:
     return name.removeprefix("aten.").removeprefix("function.").replace(".", "::")
 
 
-class Stretch:
+class Stretch(Charged):
     """The ops a parent module ran in its own ``forward`` in one gap between child calls.
 
     Gap ``segment`` of a call is what ran after its ``segment``-th direct child call returned
@@ -78,23 +92,17 @@ class Stretch:
     """
 
     __slots__ = (
-        "act", "calls", "flops", "input_dtypes", "input_shapes", "last_call", "macs", "op_flops",
-        "ops", "order", "output_dtypes", "output_shapes", "parent", "read", "segment",
-        "unsupported", "write",
+        "calls", "input_dtypes", "input_shapes", "last_call", "op_flops", "ops", "order",
+        "output_dtypes", "output_shapes", "parent", "segment",
     )
 
     def __init__(self, parent: Node, segment: int, order: int) -> None:
+        super().__init__()
         self.parent = parent
         self.segment = segment
         self.order = order
         self.calls = 0
         self.last_call = -1
-        self.macs = 0
-        self.flops = 0
-        self.act = 0
-        self.read = 0
-        self.write = 0
-        self.unsupported: Counter[str] = Counter()
         #: op label → calls, over all of the parent's calls
         self.ops: Counter[str] = Counter()
         #: op label → FLOPs (what a long stretch's row name picks its ops by)
@@ -218,7 +226,7 @@ class ModuleObserver:
     def current(self) -> Node:
         return self.stack[-1] if self.stack else self.root
 
-    def sink(self) -> Node | Stretch:
+    def sink(self) -> Charged:
         """Where an op running now is charged: the running module when it has no children
         (a leaf's own ops), else the gap of the running parent's call the op falls in.
         Outside every module call (nothing on the stack): the root itself."""
