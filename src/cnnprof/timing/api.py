@@ -14,7 +14,7 @@ import io
 import platform
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -27,7 +27,7 @@ from cnnprof.timing.clocks import Clock, clock_for
 from cnnprof.timing.graphs import CudaGraphBackend, GraphBackend, GraphResult, Plan
 from cnnprof.timing.kernels import KernelStats, profile_kernels
 from cnnprof.timing.memory import MemoryResult, measure_memory
-from cnnprof.timing.stats import summarize
+from cnnprof.timing.stats import Summary, median, summarize
 from cnnprof.timing.stretches import StretchPlan, row_names, stretch_plan
 from cnnprof.timing.timer import (
     LayerTimer,
@@ -438,7 +438,7 @@ def _assemble(report: Report, result: TimerResult, plain_e2e: list[float],
         if rec.name in result.backward_s and result.calls.get(rec.name, 0) == 1:
             back = [x for x in result.backward_s[rec.name] if x == x]  # drop NaN (no marks)
             if back:
-                time["backward_median_s"] = summarize(back).median_s
+                time["backward_median_s"] = median(back)
         changes: dict[str, Any] = {"time": time}
         if mem is not None and rec.name in mem.layers:
             changes["memory"] = dict(mem.layers[rec.name])
@@ -451,27 +451,25 @@ def _assemble(report: Report, result: TimerResult, plain_e2e: list[float],
                          peak_tflops, peak_gbps)
         if roof is not None:
             changes["roofline"] = roof
-        layers.append(LayerRecord(**{**_fields(rec), **changes}))
+        layers.append(replace(rec, **changes))
 
     overhead = hooked.median_s / plain.median_s - 1.0 if plain and plain.median_s > 0 else None
-    host_plain = summarize(plain_host).median_s if plain_host else None
+    host_plain = median(plain_host) if plain_host else None
     launch_bound = False
     notes: list[str] = []
     if cuda and plain is not None and host_plain is not None:
         launch_bound = (host_plain >= LAUNCH_BOUND_HOST_RATIO * plain.median_s
                         or (overhead is not None and overhead > OVERHEAD_LIMIT))
-        if launch_bound and graph is not None:
+        if launch_bound:
+            # what the launch gaps distort depends on whether graph replays were timed too
+            affected = ("the eager figures (end-to-end, eager_median_s) include launch gaps, "
+                        "the per-layer graph-replay times do not." if graph is not None else
+                        "per-layer times then include launch gaps and overstate GPU work. "
+                        "A larger --batch shows the kernels' own times (or --graphs on CUDA).")
             notes.append(
                 f"launch-bound: the CPU took {host_plain * 1e3:.3g} ms to queue a forward the "
                 f"GPU ran in {plain.median_s * 1e3:.3g} ms (hooks add {100 * (overhead or 0):.1f}%)"
-                "; the eager figures (end-to-end, eager_median_s) include launch gaps, the "
-                "per-layer graph-replay times do not.")
-        elif launch_bound:
-            notes.append(
-                f"launch-bound: the CPU took {host_plain * 1e3:.3g} ms to queue a forward the "
-                f"GPU ran in {plain.median_s * 1e3:.3g} ms (hooks add {100 * (overhead or 0):.1f}%)"
-                "; per-layer times then include launch gaps and overstate GPU work. "
-                "A larger --batch shows the kernels' own times (or --graphs on CUDA).")
+                f"; {affected}")
     elif overhead is not None and overhead > OVERHEAD_LIMIT:
         notes.append(f"hooks added {100 * overhead:.1f}% to the end-to-end time; small layers' "
                      "times include that overhead")
@@ -490,7 +488,7 @@ def _assemble(report: Report, result: TimerResult, plain_e2e: list[float],
         "end_to_end_p90_s": hooked.p90_s,
         "end_to_end_unhooked_median_s": plain.median_s if plain else None,
         "hook_overhead": overhead,
-        "host_median_s": summarize(result.host_s).median_s,
+        "host_median_s": median(result.host_s),
         "host_unhooked_median_s": host_plain,
         "leaf_self_sum_s": leaf_self_sum,
         "peak_memory_bytes": mem.peak_bytes if mem is not None else None,
@@ -518,7 +516,8 @@ def _assemble(report: Report, result: TimerResult, plain_e2e: list[float],
     return report.with_updates(layers=tuple(layers), timing=timing)
 
 
-def _graph_timing(graph: GraphResult, e2e: Any, notes: list[str]) -> dict[str, Any]:
+def _graph_timing(graph: GraphResult, e2e: Summary | None,
+                  notes: list[str]) -> dict[str, Any]:
     """The graph pass's top-level keys; adds its notes to ``notes``."""
     layers = graph.layers
     leaves, parents = layers.medians()
@@ -540,10 +539,9 @@ def _graph_timing(graph: GraphResult, e2e: Any, notes: list[str]) -> dict[str, A
     found = graph.in_graph
     if found is not None:
         marked = [x for variant in found.hooked_e2e_s for x in variant]
-        hooked = summarize(marked)
         overhead = found.overhead(e2e.median_s if e2e is not None else None)
         out.update({
-            "end_to_end_graph_marked_median_s": hooked.median_s,
+            "end_to_end_graph_marked_median_s": median(marked),
             "end_to_end_graph_marked_samples_s": [list(v) for v in found.hooked_e2e_s],
             "graph_mark_overhead": overhead,
             "graph_dense_mark_overhead": found.dense_overhead,
@@ -568,12 +566,6 @@ def _graph_timing(graph: GraphResult, e2e: Any, notes: list[str]) -> dict[str, A
         notes.append(f"{len(layers.failures)} layer(s) could not be captured in a CUDA graph "
                      f"and keep eager event times (method 'events'): {names}{more}")
     return out
-
-
-def _fields(rec: LayerRecord) -> dict[str, Any]:
-    from dataclasses import fields
-
-    return {f.name: getattr(rec, f.name) for f in fields(rec)}
 
 
 def _roofline(rec: LayerRecord, seconds: float, dtype: str,

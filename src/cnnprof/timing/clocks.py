@@ -32,27 +32,35 @@ class Clock(Protocol):
         """Seconds between two recorded slots; valid after ``sync``."""
 
 
-class PerfCounterClock:
+class _StampClock:
+    """Slots that hold host-side float stamps: what the perf-counter and fake clocks share
+    (they differ only in where a stamp's time comes from)."""
+
+    def __init__(self) -> None:
+        self._stamps: list[float] = []
+
+    def reserve(self, slots: int) -> None:
+        if slots > len(self._stamps):
+            self._stamps.extend([0.0] * (slots - len(self._stamps)))
+
+    def elapsed_s(self, start: int, end: int) -> float:
+        return self._stamps[end] - self._stamps[start]
+
+
+class PerfCounterClock(_StampClock):
     """Host wall clock (``time.perf_counter``): right for CPU models, where work is synchronous."""
 
     name = "perf_counter"
 
     def __init__(self) -> None:
-        self._stamps: list[float] = []
+        super().__init__()
         self._now = time.perf_counter
-
-    def reserve(self, slots: int) -> None:
-        if slots > len(self._stamps):
-            self._stamps.extend([0.0] * (slots - len(self._stamps)))
 
     def record(self, slot: int) -> None:
         self._stamps[slot] = self._now()
 
     def sync(self) -> None:
         return None
-
-    def elapsed_s(self, start: int, end: int) -> float:
-        return self._stamps[end] - self._stamps[start]
 
 
 class CudaEventClock:
@@ -100,7 +108,7 @@ class CudaEventClock:
         return float(self._events[start].elapsed_time(self._events[end])) / 1000.0
 
 
-class FakeClock:
+class FakeClock(_StampClock):
     """A clock that moves only when ``advance`` is called: exact times for tests and dry runs.
 
     Models used with it call ``advance(seconds)`` in their forward, so each layer "takes"
@@ -111,10 +119,10 @@ class FakeClock:
     name = "manual"
 
     def __init__(self, per_record_s: float = 0.0) -> None:
+        super().__init__()
         self.now = 0.0
         self.per_record_s = per_record_s
         self.syncs = 0
-        self._stamps: list[float] = []
 
     def __deepcopy__(self, memo: dict[int, Any]) -> FakeClock:
         # a time source is shared state: a deep-copied model must keep advancing this clock
@@ -123,19 +131,12 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         self.now += seconds
 
-    def reserve(self, slots: int) -> None:
-        if slots > len(self._stamps):
-            self._stamps.extend([0.0] * (slots - len(self._stamps)))
-
     def record(self, slot: int) -> None:
         self._stamps[slot] = self.now
         self.now += self.per_record_s
 
     def sync(self) -> None:
         self.syncs += 1
-
-    def elapsed_s(self, start: int, end: int) -> float:
-        return self._stamps[end] - self._stamps[start]
 
 
 def clock_for(device: str) -> Clock:

@@ -462,18 +462,18 @@ def combine(names: Sequence[str], calls: Sequence[Call],
         name = names[module]
         failed = [per_call[i] for i in indices if not isinstance(per_call[i], Measured)]
         result.calls[name] = len(indices)
-        result.leaf[name] = all(not calls[i].children for i in indices)
+        leaf = all(not calls[i].children for i in indices)
         if failed:
-            result.method[name] = "events"
             result.failures[name] = str(failed[0])
-            if eager is not None and eager.inclusive_s.get(name):
-                result.inclusive_s[name] = list(eager.inclusive_s[name])
-                result.self_s[name] = list(eager.self_s[name])
-            else:  # nothing to fall back on: the module keeps no time at all
-                result.method.pop(name)
-                result.leaf.pop(name)
+            if eager is None or not eager.inclusive_s.get(name):
+                continue  # nothing to fall back on: the module keeps no time at all
+            result.method[name] = "events"
+            result.leaf[name] = leaf
+            result.inclusive_s[name] = list(eager.inclusive_s[name])
+            result.self_s[name] = list(eager.self_s[name])
             continue
         result.method[name] = method
+        result.leaf[name] = leaf
         first = per_call[indices[0]]
         assert isinstance(first, Measured)
         result.per_window[name] = first.per_window

@@ -209,21 +209,26 @@ def profile_kernels(model: torch.nn.Module, call: Callable[[], Any], *, device: 
     def pre(index: int) -> Callable[..., None]:
         label = PREFIX + (rows[index] or "<model>")
 
+        # as in the timer's hooks: without planned gaps the tracker's bookkeeping is skipped
         def hook(module: torch.nn.Module, args: Any) -> None:
-            gaps.entering()
+            if gaps:
+                gaps.entering()
             rf = record_function(label)
             rf.__enter__()
             open_ranges.append((module, rf))
-            gaps.entered(index)
+            if gaps:
+                gaps.entered(index)
 
         return hook
 
-    def post(index: int, module_: torch.nn.Module) -> Callable[..., None]:
+    def post(index: int) -> Callable[..., None]:
         def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
-            gaps.leaving(index)
-            if open_ranges and open_ranges[-1][0] is module_:
+            if gaps:
+                gaps.leaving(index)
+            if open_ranges and open_ranges[-1][0] is module:
                 open_ranges.pop()[1].__exit__(None, None, None)
-                gaps.left()
+                if gaps:
+                    gaps.left()
 
         return hook
 
@@ -231,7 +236,7 @@ def profile_kernels(model: torch.nn.Module, call: Callable[[], Any], *, device: 
     try:
         for index, (_, module) in enumerate(named):
             handles.append(module.register_forward_pre_hook(pre(index)))
-            handles.append(module.register_forward_hook(post(index, module), always_call=True))
+            handles.append(module.register_forward_hook(post(index), always_call=True))
         plan = schedule(wait=0, warmup=1, active=iterations, repeat=1)
         with warnings.catch_warnings():
             # "Profiler clears events at the end of each cycle": one cycle is all we keep

@@ -9,6 +9,7 @@ the number ``torch.cuda.max_memory_allocated`` gives for a plain forward.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +26,6 @@ class MemoryResult:
     peak_bytes: int = 0
     #: allocated before the forward (weights, inputs, anything else already resident)
     baseline_bytes: int = 0
-    #: innermost layer running when the forward raised
-    failed: str | None = None
 
 
 def measure_memory(model: torch.nn.Module, call: Callable[[], Any],
@@ -58,14 +57,11 @@ def measure_memory(model: torch.nn.Module, call: Callable[[], Any],
         return hook
 
     def post(name: str) -> Callable[..., None]:
-        import sys
-
         def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
             absorb_peak()
-            if result.failed is None and sys.exc_info()[1] is not None:
-                result.failed = name
-                if failed is not None:
-                    failed[0] = name
+            # the first post-hook to see the exception is the innermost layer running
+            if failed is not None and failed[0] is None and sys.exc_info()[1] is not None:
+                failed[0] = name
             if not stack or stack[-1][0] != name:
                 return
             _, start, peak = stack.pop()

@@ -19,6 +19,7 @@ Nothing is written onto modules; hooks are removed in ``finally`` (also on Ctrl-
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -110,12 +111,12 @@ class LayerTimer:
 
     # -- hooks --------------------------------------------------------------------------
     def _pre(self, index: int) -> Callable[..., None]:
-        stack, clock = self._stack, self.clock
-
-        gaps = self._gaps
+        stack, clock, gaps = self._stack, self.clock, self._gaps
+        # the plan is fixed: test it once here, not through GapTracker.__bool__ in every call
+        track = bool(gaps)
 
         def hook(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
-            if gaps:
+            if track:
                 gaps.entering()
             call = self._new_call(index)
             stack.append(call)
@@ -123,7 +124,7 @@ class LayerTimer:
                 self._hook_inputs(index, args)
             # stamped last, so the hook's own Python work is not inside the layer's time
             clock.record(FIRST_CALL_SLOT + 2 * call)
-            if gaps:
+            if track:
                 gaps.entered(index)
 
         return hook
@@ -149,16 +150,17 @@ class LayerTimer:
 
     def _post(self, index: int) -> Callable[..., None]:
         stack, clock, gaps = self._stack, self.clock, self._gaps
+        track = bool(gaps)
 
         def hook(module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
             if self.failed is None and sys.exc_info()[1] is not None:
                 self.failed = self.names[index]  # innermost module running when it raised
-            if gaps:
+            if track:
                 gaps.leaving(index)
             if stack and self._owner[stack[-1]] == index:
                 call = stack.pop()
                 clock.record(FIRST_CALL_SLOT + 2 * call + 1)
-                if gaps:
+                if track:
                     gaps.left()
             if self.backward:
                 self._hook_outputs(index, output)
@@ -277,8 +279,6 @@ def time_unhooked(call: Callable[[], Any], clock: Clock) -> tuple[float, float]:
 
 def _bracketed(call: Callable[[], Any], clock: Clock) -> float:
     """Run ``call`` between the end-to-end marks and synchronise; returns host seconds."""
-    import time
-
     begin = getattr(clock, "begin", None)
     if begin is not None:
         begin()
