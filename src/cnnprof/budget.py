@@ -214,25 +214,22 @@ def parse_budget(text: str, path: str = "<budget>", *,
         _check_keys(body, keys, fail)
         merged = {**defaults, **body}
         limits: dict[str, float] = {}
+        limit_lines: dict[str, int] = {}
         for key, value in merged.items():
             if key in LIMIT_KEYS:
                 metric = LIMIT_KEYS[key]
-                origin = keys if key in body else ["defaults"]
+                origin = [*(keys if key in body else ["defaults"]), key]
                 try:
                     limits[metric] = parse_quantity(value, METRICS[metric].kind)
                 except UnitError as exc:
-                    raise fail([*origin, key], str(exc)) from None
+                    raise fail(origin, str(exc)) from None
+                limit_lines[metric] = locate.line((*table, *origin))
         if not limits:
             raise fail(keys, "no limits", hint="add max_params, max_macs, max_flops, "
                        "max_param_bytes, max_activation_bytes or max_latency")
         entry = _settings(name, merged, limits, keys, body, fail, locate.line((*table, *keys)))
         spec_keys = [*keys, "model"] if "model" in body else (
             ["defaults", "model"] if "model" in defaults else keys)
-        limit_lines = {
-            metric: locate.line((*table, *(keys if f"max_{metric}" in body else ["defaults"]),
-                                 f"max_{metric}"))
-            for metric in limits
-        }
         out.append(replace(entry, spec_line=locate.line((*table, *spec_keys)),
                            limit_lines=limit_lines))
     return Budget(tuple(out), path)

@@ -9,11 +9,13 @@ stays free of model building.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
+# PyTorch's own notation, [1, 256, 6, 6], so messages read like x.size(); also api.py's hint
+from cnnprof.render.units import bracketed as shape_text
 from cnnprof.trace.engine import TraceRun
 from cnnprof.trace.observers import Node
 
@@ -24,11 +26,6 @@ _RESHAPES = frozenset({"aten.view", "aten._unsafe_view", "aten.reshape", "aten.e
 def one_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0].strip() if lines else type(exc).__name__
-
-
-def shape_text(shape: Sequence[int]) -> str:
-    """PyTorch's own notation, ``[1, 256, 6, 6]``, so messages read like ``x.size()``."""
-    return "[" + ", ".join(str(int(d)) for d in shape) + "]"
 
 
 def _arg_text(value: Any) -> str:

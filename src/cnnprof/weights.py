@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from cnnprof.errors import ModelLoadError
+from cnnprof.render import units
 
 _WRAPPERS = ("state_dict", "model_state_dict", "model", "net", "module", "ema", "weights")
 
@@ -85,7 +86,8 @@ def mismatches(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[s
     if unexpected:
         problems.append(f"{len(unexpected)} unexpected ({_some(unexpected)})")
     for key in shapes[:3]:
-        problems.append(f"{key}: file {_shape(state[key].shape)}, model {_shape(own[key].shape)}")
+        problems.append(f"{key}: file {units.shape(state[key].shape)}, "
+                        f"model {units.shape(own[key].shape)}")
     if len(shapes) > 3:
         problems.append(f"{len(shapes) - 3} more shape mismatches")
     return problems
@@ -119,7 +121,3 @@ def stand_ins(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str 
 
 def _some(keys: list[str], limit: int = 3) -> str:
     return ", ".join(keys[:limit]) + (", ..." if len(keys) > limit else "")
-
-
-def _shape(shape: Any) -> str:
-    return "x".join(str(int(d)) for d in shape) or "scalar"

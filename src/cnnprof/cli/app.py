@@ -30,15 +30,11 @@ _DEBUG = False
 
 
 def _register() -> None:
-    from cnnprof.cli import models, profile
+    # every command module imports only typer at the top: registering them all is cheap.
+    # The order is the order `cnnprof --help` lists them in.
+    from cnnprof.cli import check, crosscheck, diff, inputs_cmd, models, profile, shapes
 
-    profile.register(app)
-    models.register(app)
-    for name in ("check", "diff", "crosscheck", "shapes", "inputs_cmd"):
-        try:
-            module = __import__(f"cnnprof.cli.{name}", fromlist=["register"])
-        except ModuleNotFoundError:
-            continue
+    for module in (profile, models, check, diff, crosscheck, shapes, inputs_cmd):
         module.register(app)
 
 

@@ -51,14 +51,12 @@ def register(app: typer.Typer) -> None:
 
 
 def _check(path: str | None, fmt: str, output: Path | None, width: int | None) -> int:
-    from rich.console import Console
-
     from cnnprof import budget
     from cnnprof.render.budget import build_table, render_rows, summary
     from cnnprof.render.console import make_console
 
     spec = budget.load_budget(path)
-    err = Console(stderr=True)
+    err = make_console(stderr=True)
     rows = budget.run(spec, progress=lambda name: err.print(f"[dim]checking {name} …[/dim]",
                                                             highlight=False)
                       if err.is_terminal else None)

@@ -90,10 +90,12 @@ def print_comparison(result: Any, console: Any, *, show_all: bool = False) -> No
     from rich import box
     from rich.table import Table
 
+    from cnnprof.render import units
+
     tools = ["thop", "fvcore", "torchstat"]
     header = [f"{t} {result.tools[t]['version'] or ''}".strip() if t in result.tools else t
               for t in tools]
-    shapes = ", ".join("x".join(str(d) for d in s) for s in result.inputs)
+    shapes = ", ".join(units.shape(s) for s in result.inputs)
     totals = Table(title=f"crosscheck {result.model} (input {shapes})", box=box.SIMPLE_HEAD)
     totals.add_column("Total", no_wrap=True)
     totals.add_column("cnnprof", justify="right")
@@ -107,7 +109,8 @@ def print_comparison(result: Any, console: Any, *, show_all: bool = False) -> No
                 cells.append(_num(value))
                 continue
             delta = value / row["cnnprof"] - 1
-            cells.append(_num(value) + ("" if abs(delta) < 5e-7 else f" ({delta:+.1%})"))
+            change = "" if abs(delta) < 5e-7 else f" ({units.signed_percent(delta)})"
+            cells.append(_num(value) + change)
         totals.add_row(row["metric"], _num(row["cnnprof"]), *cells)
     console.print(totals)
     for tool, info in result.tools.items():

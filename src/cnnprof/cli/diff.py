@@ -38,6 +38,7 @@ def register(app: typer.Typer) -> None:
         from cnnprof.budget import parse_percent
         from cnnprof.diff import GATED, METRICS, diff_reports
         from cnnprof.errors import BudgetExceededError, UsageError
+        from cnnprof.render import units
         from cnnprof.render.diff import DIFF_FORMATS, render_diff, renderable, signed
 
         name = {"md": "markdown"}.get(fmt.lower(), fmt.lower())
@@ -67,7 +68,8 @@ def register(app: typer.Typer) -> None:
         if grown:
             worst = ", ".join(
                 f"{t.metric} {signed(t.metric, t.delta)}"
-                + (" (from 0)" if t.ratio == float("inf") else f" ({100 * (t.ratio or 0):+.1f}%)")
+                + (" (from 0)" if t.ratio == float("inf")
+                   else f" ({units.signed_percent(t.ratio or 0)})")
                 for t in grown)
             raise BudgetExceededError(f"grew more than {100 * threshold:g}%: {worst}")
 

@@ -61,10 +61,6 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
 
-def _shape(shape: list[int]) -> str:
-    return "[" + ", ".join(str(d) for d in shape) + "]"
-
-
 def scan_json(scan: Any, spec: str, class_name: str, batch: int) -> dict[str, Any]:
     from cnnprof.inspect_inputs import varied_dims
 
@@ -98,6 +94,8 @@ def scan_json(scan: Any, spec: str, class_name: str, batch: int) -> dict[str, An
 
 
 def scan_text(data: dict[str, Any]) -> str:
+    from cnnprof.render.units import bracketed
+
     lo, hi = data["range"]
     dims = data["varied_dims"]
     shape = data["input"].split(":")[0].split("x")
@@ -108,8 +106,8 @@ def scan_text(data: dict[str, Any]) -> str:
     for seg in data["segments"]:
         sizes = f"{seg['lo']}–{seg['hi']}" if seg["lo"] != seg["hi"] else str(seg["lo"])
         if seg["status"] == "ok":
-            first = ", ".join(_shape(s) for s in seg["output_shapes"]["lo"])
-            last = ", ".join(_shape(s) for s in seg["output_shapes"]["hi"])
+            first = ", ".join(bracketed(s) for s in seg["output_shapes"]["lo"])
+            last = ", ".join(bracketed(s) for s in seg["output_shapes"]["hi"])
             what = f"runs   → {first}" + (f" … {last}" if last != first else "")
         elif seg["status"] == "rejected":
             error = seg["error"] if len(seg["error"]) <= 90 else seg["error"][:90] + " …"
@@ -122,7 +120,7 @@ def scan_text(data: dict[str, Any]) -> str:
         lines.append("No size in the range runs.")
     else:
         small = data["smallest"]
-        outs = ", ".join(_shape(s) for s in small["output_shapes"])
+        outs = ", ".join(bracketed(s) for s in small["output_shapes"])
         lines.append(f"Smallest that runs: --input {small['input']} (output {outs})")
     total = hi - lo + 1
     if data["exhaustive"]:

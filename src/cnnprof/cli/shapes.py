@@ -64,12 +64,10 @@ def register(app: typer.Typer) -> None:
         _emit(report, fmt, all_, depth)
 
 
-def _shape(shape: Any) -> str:
-    return "[" + ", ".join(str(d) for d in shape) + "]"
-
-
 def _shapes(shapes: Any) -> str:
-    return "; ".join(_shape(s) for s in shapes) if shapes else "—"
+    from cnnprof.render.units import bracketed
+
+    return "; ".join(bracketed(s) for s in shapes) if shapes else "—"
 
 
 def rows(report: Any, all_layers: bool, depth: int | None) -> list[dict[str, Any]]:
@@ -94,6 +92,8 @@ def rows(report: Any, all_layers: bool, depth: int | None) -> list[dict[str, Any
 
 
 def _emit(report: Any, fmt: str, all_layers: bool, depth: int | None) -> None:
+    from cnnprof.render.units import bracketed
+
     listed = rows(report, all_layers, depth)
     root = report.layers[0]
     if fmt == "json":
@@ -108,7 +108,7 @@ def _emit(report: Any, fmt: str, all_layers: bool, depth: int | None) -> None:
             data["error"] = report.error
         typer.echo(json.dumps(data, indent=2))
         return
-    inputs = "; ".join(_shape(i.shape) + ("" if i.dtype == "float32" else f" {i.dtype}")
+    inputs = "; ".join(bracketed(i.shape) + ("" if i.dtype == "float32" else f" {i.dtype}")
                        for i in report.inputs)
     lines = [f"{report.model.spec} ({report.model.class_name})  input {inputs}"]
     def indent(r: dict[str, Any]) -> str:  # full paths say the nesting unless --all

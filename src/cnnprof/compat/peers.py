@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -337,14 +338,7 @@ class Comparison:
 def _bias_adds(layer: LayerRecord) -> int:
     if not layer.attributes.get("bias") or not layer.output_shapes:
         return 0
-    return _numel(layer.output_shapes[0])
-
-
-def _numel(shape: tuple[int, ...] | list[int]) -> int:
-    total = 1
-    for d in shape:
-        total *= int(d)
-    return total
+    return math.prod(int(d) for d in layer.output_shapes[0])
 
 
 def _mac_finding(layer: LayerRecord, run: PeerRun) -> Finding | None:

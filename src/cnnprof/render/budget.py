@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from collections.abc import Sequence
 from xml.sax.saxutils import escape, quoteattr
 
 from rich import box
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from cnnprof.budget import METRICS, Row
-from cnnprof.render.units import format_quantity
+from cnnprof.render.console import plain_text
+from cnnprof.render.units import format_quantity, signed_percent
 
 CHECK_FORMATS = ("table", "json", "junit", "github")
 
@@ -35,7 +34,7 @@ def headroom_text(row: Row) -> str:
         return "—"
     if not math.isfinite(headroom):
         return "over a zero limit"
-    return f"{100 * headroom:+.1f}%"
+    return signed_percent(headroom)
 
 
 def build_table(rows: Sequence[Row], title: str = "cnnprof budget") -> Table:
@@ -71,12 +70,7 @@ def summary(rows: Sequence[Row]) -> str:
 
 def table_text(rows: Sequence[Row], width: int = 120, title: str = "cnnprof budget") -> str:
     """The table as plain text (AssertionError messages, files, CI logs)."""
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=width, no_color=True, force_terminal=False,
-                      highlight=False)
-    console.print(build_table(rows, title))
-    console.print(summary(rows))
-    return buffer.getvalue()
+    return plain_text(build_table(rows, title), summary(rows), width=width)
 
 
 def to_json(rows: Sequence[Row], path: str) -> str:

@@ -20,10 +20,22 @@ class Column:
 
 
 def _cost(field: str, fmt: Callable[[float], str], header: str) -> Column:
+    """A per-layer cost ("—" when zero) with the report's total in the footer."""
     return Column(
         field, header,
         lambda r: fmt(getattr(r, field)) if getattr(r, field) else "—",
         lambda rep: fmt(getattr(rep.totals, field)),
+    )
+
+
+def _backward(field: str, header: str) -> Column:
+    """--backward: the backward pass's cost ("—", and no total, without it)."""
+    return Column(
+        f"bwd_{field}", header,
+        lambda r: units.count(getattr(r.backward, field))
+        if r.backward and getattr(r.backward, field) else "—",
+        lambda rep: units.count(getattr(rep.totals.backward, field)) if rep.totals.backward
+        else "",
     )
 
 
@@ -33,52 +45,30 @@ COLUMNS: dict[str, Column] = {
                           justify="left"),
     "output_shape": Column("output_shape", "Output shape",
                            lambda r: units.shapes(r.output_shapes), justify="left"),
-    "params": Column("params", "Params", lambda r: units.count(r.params) if r.params else "—",
-                     lambda rep: units.count(rep.totals.params)),
+    "params": _cost("params", units.count, "Params"),
     "calls": Column("calls", "Calls", lambda r: str(r.calls)),
-    "macs": Column("macs", "MACs", lambda r: units.count(r.macs) if r.macs else "—",
-                   lambda rep: units.count(rep.totals.macs)),
-    "flops": Column("flops", "FLOPs", lambda r: units.count(r.flops) if r.flops else "—",
-                    lambda rep: units.count(rep.totals.flops)),
-    # --backward: the backward pass's cost ("—" without it)
-    "bwd_macs": Column("bwd_macs", "Bwd MACs",
-                       lambda r: units.count(r.backward.macs) if r.backward and r.backward.macs
-                       else "—",
-                       lambda rep: units.count(rep.totals.backward.macs) if rep.totals.backward
-                       else ""),
-    "bwd_flops": Column("bwd_flops", "Bwd FLOPs",
-                        lambda r: units.count(r.backward.flops) if r.backward and r.backward.flops
-                        else "—",
-                        lambda rep: units.count(rep.totals.backward.flops) if rep.totals.backward
-                        else ""),
+    "macs": _cost("macs", units.count, "MACs"),
+    "flops": _cost("flops", units.count, "FLOPs"),
+    "bwd_macs": _backward("macs", "Bwd MACs"),
+    "bwd_flops": _backward("flops", "Bwd FLOPs"),
     "param_bytes": _cost("param_bytes", units.nbytes, "Param bytes"),
-    "activation_bytes": Column(
-        "activation_bytes", "Activations",
-        lambda r: units.nbytes(r.activation_bytes) if r.activation_bytes else "—",
-        lambda rep: units.nbytes(rep.totals.activation_bytes)),
-    "read_bytes": Column("read_bytes", "Read",
-                         lambda r: units.nbytes(r.read_bytes) if r.read_bytes else "—",
-                         lambda rep: units.nbytes(rep.totals.read_bytes)),
-    "write_bytes": Column("write_bytes", "Write",
-                          lambda r: units.nbytes(r.write_bytes) if r.write_bytes else "—",
-                          lambda rep: units.nbytes(rep.totals.write_bytes)),
+    "activation_bytes": _cost("activation_bytes", units.nbytes, "Activations"),
+    "read_bytes": _cost("read_bytes", units.nbytes, "Read"),
+    "write_bytes": _cost("write_bytes", units.nbytes, "Write"),
 }
 
 # -- timing columns (``--time``): empty cells ("—") for layers that were not timed ---------
-def _timed(key: str, fmt: Callable[[float], str]) -> Callable[[LayerRecord], str]:
-    def cell(r: LayerRecord) -> str:
-        value = (r.time or {}).get(key)
-        return "—" if value is None else fmt(value)
-
-    return cell
-
-
 def _from(attr: str, key: str, fmt: Callable[[float], str]) -> Callable[[LayerRecord], str]:
+    """A cell from one of a layer's timing dicts (``time``, ``memory``, ``roofline``)."""
     def cell(r: LayerRecord) -> str:
         value = (getattr(r, attr) or {}).get(key)
         return "—" if value is None else fmt(value)
 
     return cell
+
+
+def _timed(key: str, fmt: Callable[[float], str]) -> Callable[[LayerRecord], str]:
+    return _from("time", key, fmt)
 
 
 def _spread(r: LayerRecord) -> str:
@@ -168,7 +158,7 @@ def timing_lines(report: Report) -> list[str]:
         if marked is not None:
             variants = t.get("graph_variants", 1)
             line += (f", {units.seconds(marked)} with timing marks "
-                     f"({100 * (t.get('graph_mark_overhead') or 0.0):+.1f}%"
+                     f"({units.signed_percent(t.get('graph_mark_overhead') or 0.0)}"
                      + (f", split over {variants} graphs" if variants > 1 else "")
                      + "; layer times are compensated for them)")
         elif t.get("graph_method") == "isolated":
@@ -186,7 +176,7 @@ def timing_lines(report: Report) -> list[str]:
         if plain is not None:
             line += f", {units.seconds(plain)} without"
         if t.get("hook_overhead") is not None:
-            line += f" (hook overhead {100 * t['hook_overhead']:+.1f}%)"
+            line += f" (hook overhead {units.signed_percent(t['hook_overhead'])})"
         if t.get("leaf_self_sum_s") is not None:
             line += f" · leaf self times sum to {units.seconds(t['leaf_self_sum_s'])}"
         parts.append(line)

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from collections.abc import Callable
 
 from rich import box
-from rich.console import Console, Group, RenderableType
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from cnnprof.diff import LayerDelta, ReportDiff, TotalDelta
 from cnnprof.render import units
+from cnnprof.render.console import plain_text
 
 DIFF_FORMATS = ("table", "json", "markdown")
 
@@ -45,7 +45,7 @@ def ratio_text(item: TotalDelta) -> str:
         return "—"
     if math.isinf(ratio):
         return "new"
-    return f"{100 * ratio:+.1f}%"
+    return units.signed_percent(ratio)
 
 
 def _shapes(layer: LayerDelta) -> str:
@@ -120,10 +120,7 @@ def renderable(diff: ReportDiff, limit: int | None = 30) -> RenderableType:
 
 
 def to_text(diff: ReportDiff, limit: int | None = 30, width: int = 160) -> str:
-    buffer = io.StringIO()
-    Console(file=buffer, width=width, no_color=True, force_terminal=False,
-            highlight=False).print(renderable(diff, limit))
-    return buffer.getvalue()
+    return plain_text(renderable(diff, limit), width=width)
 
 
 def to_json(diff: ReportDiff) -> str:

@@ -25,17 +25,11 @@ def _json(report: Report, options: RenderOptions) -> str:
 
 
 def _table(report: Report, options: RenderOptions) -> str:
-    import io
+    from cnnprof.render import table
+    from cnnprof.render.console import plain_text
 
-    from rich.console import Console
-
-    from cnnprof.render.table import print_table
-
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=options.width or 160, no_color=True,
-                      force_terminal=False, highlight=False)
-    print_table(report, console, depth=options.depth, columns=options.columns)
-    return buffer.getvalue()
+    return plain_text(table.render(report, depth=options.depth, columns=options.columns),
+                      width=options.width or 160)
 
 
 FORMATS: dict[str, Renderer] = {"json": _json, "table": _table, "txt": _table}

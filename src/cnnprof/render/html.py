@@ -8,12 +8,12 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from cnnprof.render import units
-from cnnprof.render.columns import Column, resolve_columns
-from cnnprof.render.table import footnotes, visible_layers
+from cnnprof.render.columns import COLUMNS, Column, resolve_columns
+from cnnprof.render.table import caption, footnotes, visible_layers
 
 if TYPE_CHECKING:
     from cnnprof.render.formats import RenderOptions
-    from cnnprof.report import LayerRecord, Report
+    from cnnprof.report import Report
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;
@@ -58,15 +58,11 @@ def _time_column(report: Report, cols: list[Column]) -> Column | None:
     if not timed or any(c.key.startswith("time") for c in cols):
         return None
 
-    def cell(layer: LayerRecord) -> str:
-        median = (layer.time or {}).get("median_s")
-        return units.seconds(float(median)) if median is not None else "—"
-
-    def total(rep: Report) -> str:
+    def total(rep: Report) -> str:  # the eager end-to-end median, as in the summary above
         median = (rep.timing or {}).get("end_to_end_median_s")
         return units.seconds(float(median)) if median is not None else ""
 
-    return Column("time", "Time (median)", cell, total)
+    return Column("time", "Time (median)", COLUMNS["time"].cell, total)
 
 
 def render_table(report: Report, options: RenderOptions) -> str:
@@ -96,7 +92,6 @@ def render_table(report: Report, options: RenderOptions) -> str:
 
 
 def render(report: Report, options: RenderOptions) -> str:
-    from cnnprof.render.markdown import caption
     from cnnprof.render.plot import chart_rows, chart_svg
 
     title = f"{report.model.spec} ({report.model.class_name})"

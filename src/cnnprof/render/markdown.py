@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cnnprof.render import units
 from cnnprof.render.columns import resolve_columns
-from cnnprof.render.table import footnotes, visible_layers
+from cnnprof.render.table import caption, footnotes, is_folded, visible_layers
 
 if TYPE_CHECKING:
     from cnnprof.render.formats import RenderOptions
@@ -17,12 +16,6 @@ if TYPE_CHECKING:
 def cell(text: str) -> str:
     """Escape what would break a table cell."""
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
-def caption(report: Report) -> str:
-    inputs = ", ".join(units.shape(i.shape) + ("" if i.dtype == "float32" else f":{i.dtype}")
-                       for i in report.inputs)
-    return f"input {inputs} · counted on {report.device} · {report.mode}"
 
 
 def render(report: Report, options: RenderOptions) -> str:
@@ -35,9 +28,8 @@ def render(report: Report, options: RenderOptions) -> str:
     lines.append("|---|" + "".join("---:|" if c.justify == "right" else "---|" for c in cols))
     for index in visible_layers(report, options.depth):
         layer = report.layers[index]
-        folded = options.depth is not None and layer.depth == options.depth and not layer.is_leaf
         # full dotted names: Markdown collapses the indentation a tree would need
-        name = f"`{cell(layer.name)}`" + (" …" if folded else "")
+        name = f"`{cell(layer.name)}`" + (" …" if is_folded(layer, options.depth) else "")
         lines.append("| " + " | ".join([name, *(cell(c.cell(layer)) for c in cols)]) + " |")
     totals = [f"**{cell(c.total(report))}**" if c.total(report) else "" for c in cols]
     lines.append("| **Total** | " + " | ".join(totals) + " |")

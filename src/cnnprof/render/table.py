@@ -9,7 +9,7 @@ from rich.text import Text
 
 from cnnprof.render import units
 from cnnprof.render.columns import Column, default_preset, resolve_columns, timing_lines
-from cnnprof.report import Report
+from cnnprof.report import LayerRecord, Report
 
 
 def visible_layers(report: Report, depth: int | None) -> list[int]:
@@ -25,14 +25,24 @@ def visible_layers(report: Report, depth: int | None) -> list[int]:
     return rows
 
 
+def is_folded(layer: LayerRecord, depth: int | None) -> bool:
+    """A visible row standing for children that ``depth`` hides (marked " …")."""
+    return depth is not None and layer.depth == depth and not layer.is_leaf
+
+
+def caption(report: Report) -> str:
+    """The line under every rendering's title: inputs, counting device, mode."""
+    inputs = ", ".join(units.shape(i.shape) + ("" if i.dtype == "float32" else f":{i.dtype}")
+                       for i in report.inputs)
+    return f"input {inputs} · counted on {report.device} · {report.mode}"
+
+
 def build_table(report: Report, *, depth: int | None = None, columns: str | None = None) -> Table:
     cols: list[Column] = resolve_columns(columns or default_preset(report))
     title = f"{report.model.spec} ({report.model.class_name})"
-    inputs = ", ".join(units.shape(i.shape) + ("" if i.dtype == "float32" else f":{i.dtype}")
-                       for i in report.inputs)
     table = Table(
         title=title,
-        caption=f"input {inputs} · counted on {report.device} · {report.mode}",
+        caption=caption(report),
         box=box.SIMPLE_HEAD,
         show_footer=True,
         header_style="bold",
@@ -46,8 +56,7 @@ def build_table(report: Report, *, depth: int | None = None, columns: str | None
         layer = report.layers[index]
         indent = "  " * max(0, layer.depth - 1)
         label = layer.name.rsplit(".", 1)[-1] if layer.depth > 1 else layer.name
-        folded = depth is not None and layer.depth == depth and not layer.is_leaf
-        name = Text(indent + label + (" …" if folded else ""),
+        name = Text(indent + label + (" …" if is_folded(layer, depth) else ""),
                     style="dim" if layer.calls == 0 else "")
         table.add_row(name, *(col.cell(layer) for col in cols))
     return table

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from decimal import Decimal
 from fractions import Fraction
 
@@ -56,6 +57,11 @@ def percent(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
+def signed_percent(value: float) -> str:
+    """0.052 → '+5.2%': a change, an overhead or a headroom, always with its sign."""
+    return f"{100 * value:+.1f}%"
+
+
 def _sig(value: float, digits: int) -> str:
     if value == 0:
         return "0"
@@ -75,6 +81,12 @@ def shapes(items: tuple[tuple[int, ...], ...] | list[list[int]], limit: int = 3)
     if len(items) > limit:
         parts.append(f"+{len(items) - limit}")
     return ", ".join(parts)
+
+
+def bracketed(dims: Sequence[int]) -> str:
+    """PyTorch's own notation, ``[1, 256, 6, 6]``, for messages and listings that should
+    read like ``x.size()`` (tables use the compact ``1x256x6x6`` of :func:`shape`)."""
+    return "[" + ", ".join(str(int(d)) for d in dims) + "]"
 
 
 # -- parsing -------------------------------------------------------------------------------
