@@ -64,13 +64,52 @@ class Parent(nn.Module):
         return torch.matmul(self.fc(x), self.w)  # a functional op in the parent's forward
 
 
-def test_functional_op_backward_goes_to_the_parent() -> None:
+def test_functional_op_backward_goes_to_its_ops_row() -> None:
     r = profile(Parent(), "6", batch=3, backward=True)
-    root, fc = backward(r, ""), backward(r, "fc")
+    root, fc, ops = backward(r, ""), backward(r, "fc"), backward(r, "(mm)")
     # matmul (3x6 @ 6x2): grad of the fc output 3x2 @ 2x6 = 36 MACs, grad_w 6x3 @ 3x2 = 36
-    assert root.macs - fc.macs == 72
+    assert ops.macs == 72
     # fc: grad_weight only (input needs none): 6x3 @ 3x6 = 108 MACs
     assert fc.macs == 108
+    assert root == fc + ops  # the parent keeps no backward of its own
+
+
+class TwoGaps(nn.Module):
+    """Own ops in two gaps, the first one's result used only in the second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scaled = x * self.fc.weight.sum()  # gap 0: its backward needs a mul and a sum
+        return self.fc(x) * scaled  # gap 1
+
+
+def test_each_gaps_backward_stays_with_the_gap_that_created_it() -> None:
+    r = profile(TwoGaps(), "4", batch=2, backward=True)
+    first, second = backward(r, "(sum+mul)"), backward(r, "(mul)")
+    # gap 1, out = a * scaled (2x4): grad_a = g * scaled and grad_scaled = g * a, 8 each
+    assert second.flops == 16
+    # gap 0, scaled = x * s (s the 0-d sum of the 4x4 weight; x needs no gradient):
+    # grad_s = sum(g * x), 8 mul + 8 summed; the sum's backward expands it to 4x4 (free) and
+    # adds it to fc.weight's gradient from fc, 16
+    assert first.flops == 8 + 8 + 16
+    assert backward(r, "") == backward(r, "fc") + first + second
+    for device in ("meta", "cpu"):  # the same split on every device
+        other = profile(TwoGaps(), "4", batch=2, backward=True, device=device)
+        assert [rec.backward for rec in other.layers] == [rec.backward for rec in r.layers]
+
+
+def test_leaf_backward_rows_add_up_to_the_total() -> None:
+    # swin_t's window attention runs in its parent's forward (matmuls, softmax): its
+    # backward used to stay in the parent's own cost, 6.1 of 18.0 GFLOPs
+    r = profile("swin_t", backward=True)
+    assert r.totals.backward is not None
+    leaves = [rec.backward for rec in r.layers if rec.is_leaf and rec.backward is not None]
+    assert sum(leaves, Cost()) == r.totals.backward
+    attention = backward(r, "features.1.0.attn.(addmm+bmm+_softmax+more)")
+    assert attention.flops > 0
 
 
 def test_the_users_model_is_left_alone() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from cnnprof.report import Cost, LayerRecord, Totals
-from cnnprof.trace.observers import Node, Stretch
+from cnnprof.trace.observers import Charged, Node, Stretch
 
 #: ``LayerRecord.type`` of the rows made from ops in a parent's own forward
 FUNCTIONAL = "functional"
@@ -190,6 +190,11 @@ def model_totals(model: torch.nn.Module, cost: Cost, backward: Cost | None = Non
     )
 
 
+def _backward(charged: Charged) -> Cost:
+    """Backward self cost (zero where the backward pass reached none of its nodes)."""
+    return Cost(*charged.bwd) if charged.bwd is not None else Cost()
+
+
 def _stretch_record(stretch: Stretch, name: str) -> LayerRecord:
     cost = stretch.cost()
     calls = max(1, stretch.calls)
@@ -211,6 +216,7 @@ def _stretch_record(stretch: Stretch, name: str) -> LayerRecord:
         write_bytes=cost.write_bytes,
         self_cost=cost,
         unsupported_ops=dict(stretch.unsupported),
+        backward=_backward(stretch) if stretch.bwd is not None else None,
         attributes={"parent": stretch.parent.name, "segment": stretch.segment,
                     # per call of the parent (a parent called in a loop runs them each time)
                     "ops": {op: max(1, n // calls) for op, n in stretch.ops.items()}},
@@ -234,9 +240,11 @@ def freeze(root: Node) -> tuple[list[LayerRecord], Cost, dict[str, int]]:
             unsupported_total.update(stretch.unsupported)
         inclusive[id(node)] = total
         if node.bwd is not None:
-            back = Cost(*node.bwd)
+            back = _backward(node)
             for child in node.children:
                 back = back + backward.get(id(child), Cost())
+            for stretch in node.stretches.values():
+                back = back + _backward(stretch)
             backward[id(node)] = back
         unsupported_total.update(node.unsupported)
     records = []

@@ -81,10 +81,10 @@ def run_observed(
     """Run ``call()`` (which calls ``model``) under both observers.
 
     With ``backward`` the forward runs with autograd on and a backward pass from every
-    floating-point output follows (gradient of ones, as for ``output.sum()``), costed per module
-    into ``Node.bwd``. Exceptions from the forward are captured into the result, never raised,
-    so callers can report the layers that did run; KeyboardInterrupt propagates after the
-    cleanup.
+    floating-point output follows (gradient of ones, as for ``output.sum()``), costed into the
+    ``bwd`` of each module and of each gap of a parent's own ops. Exceptions from the forward
+    are captured into the result, never raised, so callers can report the layers that did run;
+    KeyboardInterrupt propagates after the cleanup.
     """
     modules = ModuleObserver(model, track_grad=backward and count)
     ops = OpObserver(modules, registry)
@@ -120,6 +120,8 @@ def _run_backward(modules: ModuleObserver, output: Any, registry: FormulaRegistr
         return "no output requires grad (frozen parameters?); the backward pass is not counted"
     for node in modules.nodes.values():
         node.bwd = [0, 0, 0, 0, 0]
+        for stretch in node.stretches.values():
+            stretch.bwd = [0, 0, 0, 0, 0]
     # torch.autograd.grad (not .backward) so nothing lands in the user's parameters' .grad;
     # the leaves are what the forward's graph reaches (meta stand-ins under functional_call).
     seeds = [torch.ones_like(t) for t in roots]

@@ -30,7 +30,7 @@ class Charged:
     """What the op observers charge ops to: a module's own costs (``Node``) or one gap of a
     parent's own ops (``Stretch``)."""
 
-    __slots__ = ("act", "flops", "macs", "read", "unsupported", "write")
+    __slots__ = ("act", "bwd", "flops", "macs", "read", "unsupported", "write")
 
     def __init__(self) -> None:
         self.macs = 0
@@ -39,6 +39,8 @@ class Charged:
         self.read = 0
         self.write = 0
         self.unsupported: Counter[str] = Counter()
+        #: backward self cost [macs, flops, activation, read, write]; None without --backward
+        self.bwd: list[int] | None = None
 
     def cost(self) -> Cost:
         return Cost(self.macs, self.flops, self.act, self.read, self.write)
@@ -50,7 +52,7 @@ class Node(Charged):
     only ops outside every module call; its own ops go to its ``stretches``)."""
 
     __slots__ = (
-        "bwd", "calls", "children", "depth", "input_dtypes", "input_shapes", "module", "name",
+        "calls", "children", "depth", "input_dtypes", "input_shapes", "module", "name",
         "order", "output_dtypes", "output_shapes", "parent", "stretches", "type",
     )
 
@@ -68,8 +70,6 @@ class Node(Charged):
         self.input_dtypes: tuple[str, ...] = ()
         self.output_shapes: tuple[tuple[int, ...], ...] = ()
         self.output_dtypes: tuple[str, ...] = ()
-        #: backward self cost [macs, flops, activation, read, write]; None without --backward
-        self.bwd: list[int] | None = None
         #: ops run in this (parent) module's own forward, by the gap between child calls
         #: they ran in (``Stretch.segment``)
         self.stretches: dict[int, Stretch] = {}
@@ -134,8 +134,9 @@ class ModuleObserver:
     def __init__(self, model: torch.nn.Module, *, track_grad: bool = False) -> None:
         self.nodes: dict[int, Node] = {}
         self.track_grad = track_grad
-        #: autograd node → the module whose forward created it (``track_grad`` only)
-        self.grad_owner: dict[Any, Node] = {}
+        #: autograd node → the module, or the gap of a parent's own ops, whose forward
+        #: created it (``track_grad`` only)
+        self.grad_owner: dict[Any, Charged] = {}
         #: leaf tensors (parameters, inputs that require grad) the forward's graph reaches
         self.grad_leaves: list[torch.Tensor] = []
         self.root = self._build_tree(model)
@@ -245,7 +246,14 @@ class ModuleObserver:
             stretch.calls += 1
         return stretch
 
-    def claim(self, obj: Any, node: Node) -> None:
+    def open_stretch(self) -> Stretch | None:
+        """The gap of a parent's own ops running now, if it has charged any op yet (unlike
+        ``sink``, never creates one: a gap of free ops such as views gets no row)."""
+        if not self.stack or not self.stack[-1].children:
+            return None
+        return self.stack[-1].stretches.get(self.segments[-1])
+
+    def claim(self, obj: Any, node: Charged) -> None:
         """Attribute the not yet claimed autograd nodes behind the tensors in ``obj`` to ``node``.
 
         Walks ``grad_fn.next_functions`` back to nodes claimed earlier: a child module claims
@@ -443,19 +451,29 @@ def _fused_functions() -> dict[Any, str]:
 
 
 class FusedFunctionObserver(TorchFunctionMode):
-    """Costs fused functions once, where they are called, and hides their inner ops."""
+    """Costs fused functions once, where they are called, and hides their inner ops.
+
+    With ``--backward`` (``ModuleObserver.track_grad``) it also claims the autograd nodes each
+    call in a parent's own forward creates for that call's gap, so the backward of a residual
+    add lands on its ``"ops"`` row. A dispatch mode cannot do this: it runs below autograd,
+    before an op's output has its ``grad_fn``.
+    """
 
     def __init__(self, ops: OpObserver) -> None:
         super().__init__()
         self.ops = ops
         self.table = _fused_functions()
+        self.claims = ops.modules.track_grad
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         name = self.table.get(func)
         if name is None or self.ops.suppress:
-            return func(*args, **kwargs)
+            out = func(*args, **kwargs)
+            if self.claims:
+                self._claim_for_gap(out)
+            return out
         self.ops.suppress += 1
         try:
             out = func(*args, **kwargs)
@@ -481,4 +499,12 @@ class FusedFunctionObserver(TorchFunctionMode):
                 node.flops += flops
         if type(node) is Stretch:
             node.saw(name, args, out, flops)
+        if self.claims:
+            self._claim_for_gap(out)
         return out
+
+    def _claim_for_gap(self, out: Any) -> None:
+        modules = self.ops.modules
+        stretch = modules.open_stretch()
+        if stretch is not None:
+            modules.claim(out, stretch)
