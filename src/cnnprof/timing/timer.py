@@ -29,7 +29,7 @@ import torch
 
 from cnnprof.timing.clocks import Clock
 from cnnprof.timing.stretches import GapTracker, StretchPlan, index_gaps, row_names
-from cnnprof.trace.structure import iter_tensors
+from cnnprof.trace.structure import iter_tensors, walk_modules
 
 #: slots 0 and 1 frame the whole call (end-to-end, outside every hook)
 E2E_START, E2E_END = 0, 1
@@ -37,23 +37,8 @@ FIRST_CALL_SLOT = 2
 
 
 def module_names(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
-    """(name, module) with the same naming as the counting trace: a module reachable under
-    several parents keeps the name of its first parent (depth-first, declaration order)."""
-    out: list[tuple[str, torch.nn.Module]] = [("", model)]
-    seen = {id(model)}
-    todo: list[tuple[str, torch.nn.Module]] = [("", model)]
-    while todo:
-        prefix, module = todo.pop()
-        kids: list[tuple[str, torch.nn.Module]] = []
-        for child_name, child in module._modules.items():
-            if child is None or id(child) in seen:
-                continue
-            seen.add(id(child))
-            name = f"{prefix}.{child_name}" if prefix else child_name
-            kids.append((name, child))
-        out.extend(kids)
-        todo.extend(reversed(kids))
-    return out
+    """(name, module) with the same naming as the counting trace (``walk_modules``)."""
+    return [(name, module) for name, module, _ in walk_modules(model)]
 
 
 @dataclass

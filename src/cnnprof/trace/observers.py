@@ -23,7 +23,12 @@ from cnnprof.counting import formulas as _formulas  # noqa: F401  (registers the
 from cnnprof.counting import vision_ops as _vision_ops  # noqa: F401
 from cnnprof.report import Cost
 from cnnprof.trace.meta_cache import run_op_keyed
-from cnnprof.trace.structure import iter_tensors, shapes_and_dtypes, tensor_bytes
+from cnnprof.trace.structure import (
+    iter_tensors,
+    shapes_and_dtypes,
+    tensor_bytes,
+    walk_modules,
+)
 
 
 class Charged:
@@ -153,23 +158,12 @@ class ModuleObserver:
         self.failed_op: tuple[str, tuple[Any, ...], dict[str, Any], BaseException] | None = None
 
     def _build_tree(self, model: torch.nn.Module) -> Node:
-        root = Node("", model, None)
-        self.nodes[id(model)] = root
-        # iterative DFS: 10,000-deep chains must not hit the recursion limit
-        todo: list[tuple[Node, torch.nn.Module]] = [(root, model)]
-        while todo:
-            parent, module = todo.pop()
-            kids: list[tuple[Node, torch.nn.Module]] = []
-            for child_name, child in module._modules.items():
-                if child is None or id(child) in self.nodes:
-                    continue  # shared modules appear once, under their first parent
-                name = f"{parent.name}.{child_name}" if parent.name else child_name
-                node = Node(name, child, parent)
-                self.nodes[id(child)] = node
-                parent.children.append(node)
-                kids.append((node, child))
-            todo.extend(reversed(kids))
-        return root
+        for name, module, parent in walk_modules(model):
+            node = Node(name, module, None if parent is None else self.nodes[id(parent)])
+            self.nodes[id(module)] = node
+            if node.parent is not None:
+                node.parent.children.append(node)
+        return self.nodes[id(model)]
 
     def attach(self) -> None:
         for node in self.nodes.values():

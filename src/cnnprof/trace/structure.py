@@ -1,4 +1,5 @@
-"""Walk nested forward inputs/outputs (tuples, lists, dicts, namedtuples) for their tensors."""
+"""Walk a model's module tree, and nested forward inputs/outputs (tuples, lists, dicts,
+namedtuples) for their tensors."""
 
 from __future__ import annotations
 
@@ -6,6 +7,32 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+
+#: (dotted name, module, parent module or None for the model itself)
+WalkedModule = tuple[str, torch.nn.Module, "torch.nn.Module | None"]
+
+
+def walk_modules(model: torch.nn.Module) -> list[WalkedModule]:
+    """(dotted name, module, parent module) for the model (``""``, no parent) and every module
+    under it, each once: a module reachable under several parents keeps the name of its first
+    parent (depth-first, declaration order). Each parent's children are listed together, in
+    declaration order. The counting trace and every timing pass name rows by this one walk.
+    """
+    out: list[WalkedModule] = [("", model, None)]
+    seen = {id(model)}
+    # iterative: 10,000-deep chains must not hit the recursion limit
+    todo: list[tuple[str, torch.nn.Module]] = [("", model)]
+    while todo:
+        prefix, module = todo.pop()
+        kids: list[tuple[str, torch.nn.Module]] = []
+        for child_name, child in module._modules.items():
+            if child is None or id(child) in seen:
+                continue  # shared modules appear once, under their first parent
+            seen.add(id(child))
+            kids.append((f"{prefix}.{child_name}" if prefix else child_name, child))
+        out.extend((name, child, module) for name, child in kids)
+        todo.extend(reversed(kids))
+    return out
 
 
 def iter_tensors(obj: Any, _depth: int = 0) -> Iterator[torch.Tensor]:
