@@ -171,3 +171,26 @@ def test_markdown_of_a_failed_forward(cli) -> None:
     res = cli("alexnet_seed_227", "--format", "markdown")
     assert res.code == 1
     assert "**Forward failed:**" in res.out
+
+
+def _markdown_header(text: str) -> list[str]:
+    line = next(ln for ln in text.splitlines() if ln.startswith("| Layer |"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_markdown_of_a_timed_report_has_the_tables_time_columns(cli) -> None:
+    # a real CPU timing of LeNet (few repeats: only the columns matter here)
+    timed = ("lenet", "--device", "cpu", "--time", "--warmup", "1", "--repeats", "2",
+             "-f", "markdown")
+    res = cli(*timed)
+    assert res.code == 0, res.err
+    # the Rich table's default for a timed report: the "timed" preset
+    assert _markdown_header(res.out) == ["Layer", "Type", "Output shape", "Params", "FLOPs",
+                                         "Time", "Self", "Share"]
+    conv = next(ln for ln in res.out.splitlines() if ln.startswith("| `layer1.conv1` |"))
+    assert re.search(r"\| \d[\d.]* [mµn]?s \|", conv), conv  # a measured time in its cell
+    assert "Timed on" in res.out
+    explicit = cli(*timed, "--columns", "default")
+    assert explicit.code == 0, explicit.err
+    assert _markdown_header(explicit.out) == ["Layer", "Type", "Input shape", "Output shape",
+                                              "Params", "MACs", "FLOPs"]

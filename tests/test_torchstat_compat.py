@@ -117,3 +117,41 @@ def test_cli_columns_torchstat_table_and_json(cli: Callable[..., Any]) -> None:
     assert conv["torchstat"]["duration_source"] is not None  # measured on the CPU
     plain = json.loads(cli("lenet", "-f", "json").out)
     assert all("torchstat" not in layer for layer in plain["layers"])
+
+
+def _right_column(table: str, header: str, before: str | None) -> list[str]:
+    """Body cells of the right-justified column ``header`` of a Rich table: the text between
+    the end of the ``before`` header (or the row's first word, the layer name) and its own."""
+    lines = table.splitlines()
+    head = next(i for i, ln in enumerate(lines) if ln.lstrip().startswith("Layer"))
+    end = lines[head].index(header) + len(header)
+    start = lines[head].index(before) + len(before) if before else None
+    cells = []
+    for line in lines[head + 2:]:
+        if not line.strip():
+            break  # the blank line before the Total footer
+        part = line[:end]
+        cells.append(part[start:].strip() if start else " ".join(part.split()[1:]))
+    return cells
+
+
+def test_cli_single_ts_column_gets_torchstats_values(cli: Callable[..., Any]) -> None:
+    # a ts_* column asked for by key, not through the preset, still runs torchstat's pass
+    alexnet = ("alexnet", "--input", "3x224x224")
+    alone = cli(*alexnet, "--columns", "ts_madd", "--width", "250")
+    assert alone.code == 0, alone.err
+    preset = cli(*alexnet, "--columns", "torchstat", "--width", "250")
+    assert preset.code == 0, preset.err
+    madd = _right_column(alone.out, "MAdd", None)
+    assert madd == _right_column(preset.out, "MAdd", "memory(MB)")
+    assert sum(1 for c in madd if c) >= 20  # every module row has a value (ops rows none)
+    # features.0, Conv2d(3, 64, 11, stride=4, padding=2) with bias, 64x55x55 outputs: torchstat
+    # counts 3*11*11 multiplies and 3*11*11 adds (the bias's included) each, 140,553,600
+    assert "140,553,600" in madd
+
+    result = cli(*alexnet, "--columns", "ts_flops", "-f", "json")
+    assert result.code == 0, result.err
+    conv = next(layer for layer in json.loads(result.out)["layers"]
+                if layer["name"] == "features.0")
+    assert conv["torchstat"]["flops"] == 70_470_400  # torchstat's: (3*11*11 + 1) * 64*55*55
+    assert conv["torchstat"]["madd"] == 140_553_600

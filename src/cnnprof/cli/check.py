@@ -33,9 +33,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check models against a budget: exit 0 when every limit holds, 1 when any is
         exceeded (or a model fails), 2 when the budget file is malformed."""
+        from cnnprof.cli.output import check_writable
         from cnnprof.errors import UsageError
         from cnnprof.render.budget import CHECK_FORMATS
 
+        if output is not None:  # before any model runs; a late OSError would exit 1, "over budget"
+            check_writable(output)
         if init:
             _init(targets or [], headroom, input_ or [], batch, device, output)
             return
@@ -52,6 +55,7 @@ def register(app: typer.Typer) -> None:
 
 def _check(path: str | None, fmt: str, output: Path | None, width: int | None) -> int:
     from cnnprof import budget
+    from cnnprof.cli.output import write_output
     from cnnprof.render.budget import build_table, render_rows, summary
     from cnnprof.render.console import make_console
 
@@ -61,8 +65,7 @@ def _check(path: str | None, fmt: str, output: Path | None, width: int | None) -
                                                             highlight=False)
                       if err.is_terminal else None)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(render_rows(rows, fmt, spec.path, width), encoding="utf-8")
+        write_output(output, render_rows(rows, fmt, spec.path, width))
         typer.echo(summary(rows), err=True)
     elif fmt == "table":
         console = make_console(width)
@@ -77,6 +80,7 @@ def _init(models: list[str], headroom_text: str, inputs: list[str], batch_text: 
           device: str, output: Path | None) -> None:
     from cnnprof import budget
     from cnnprof.api import check_device, profile
+    from cnnprof.cli.output import write_output
     from cnnprof.errors import UsageError
     from cnnprof.inputs import parse_batch, parse_input_spec
 
@@ -98,6 +102,5 @@ def _init(models: list[str], headroom_text: str, inputs: list[str], batch_text: 
     if output is None:
         sys.stdout.write(text)
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
+    write_output(output, text)
     typer.echo(f"wrote {output}", err=True)

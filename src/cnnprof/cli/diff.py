@@ -36,6 +36,7 @@ def register(app: typer.Typer) -> None:
         re-costed, sorted by impact. OLD/NEW that are not files are profiled as model specs
         with their default inputs."""
         from cnnprof.budget import parse_percent
+        from cnnprof.cli.output import check_writable, write_output
         from cnnprof.diff import GATED, METRICS, diff_reports
         from cnnprof.errors import BudgetExceededError, UsageError
         from cnnprof.render import units
@@ -50,11 +51,12 @@ def register(app: typer.Typer) -> None:
             if item not in (*METRICS, "time_s"):
                 raise UsageError(f"unknown --metric {item!r}",
                                  hint=f"known: {', '.join((*METRICS, 'time_s'))}")
+        if output is not None:  # before OLD/NEW are profiled: a model spec can take a while
+            check_writable(output)
         diff = diff_reports(_load(old), _load(new))
         shown = limit or None
         if output is not None:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(render_diff(diff, name, shown, width), encoding="utf-8")
+            write_output(output, render_diff(diff, name, shown, width))
             typer.echo(f"wrote {output}", err=True)
         elif name == "table":
             from cnnprof.render.console import make_console

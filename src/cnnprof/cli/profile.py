@@ -98,14 +98,12 @@ def register(app: typer.Typer) -> None:
         kwargs = parse_args(arg or [])
         name = format_for(fmt, output)
         options = RenderOptions(depth=depth, columns=columns, width=width)
-        if plot is not None:  # --plot: refuse a bad suffix before the (slow) profile
-            from cnnprof.render.plot import check_plot_path
+        _check_files(output, plot)
+        # resolved before the (slow) profile, for every format: unknown columns are refused
+        # now, and json carries torchstat's values when a ts_* column is asked for
+        from cnnprof.render.columns import needs_torchstat
 
-            check_plot_path(plot)
-        if name == "table":  # validate columns before the (slow) profile
-            from cnnprof.render.columns import resolve_columns
-
-            resolve_columns(columns)
+        torchstat = needs_torchstat(columns)
 
         from cnnprof.api import profile
 
@@ -131,7 +129,7 @@ def register(app: typer.Typer) -> None:
             _emit_failure(exc, name, output, options)
             raise
         report = _note_printed(report, printed.getvalue())
-        if columns and "torchstat" in columns:  # torchstat's definitions, JSON key `torchstat`
+        if torchstat:  # torchstat's definitions, JSON key `torchstat`
             from cnnprof.compat.torchstat import annotate_torchstat
 
             with contextlib.redirect_stdout(io.StringIO()):
@@ -139,10 +137,26 @@ def register(app: typer.Typer) -> None:
         _emit(render(report, name, options) if name != "table" or output else None,
               report, name, output, options)
         if plot is not None:
+            from cnnprof.cli.output import writing
             from cnnprof.render.plot import write_plot
 
-            write_plot(report, plot, depth)
+            with writing(plot, "--plot"):  # its only file I/O: mkdir and savefig
+                write_plot(report, plot, depth)
             typer.echo(f"wrote {plot}", err=True)
+
+
+def _check_files(output: Path | None, plot: Path | None) -> None:
+    """Refuse an --output or --plot file that cannot be written (or a --plot suffix that is
+    no image format) before the (slow) profile, not after it."""
+    from cnnprof.cli.output import check_writable
+
+    if output is not None:
+        check_writable(output)
+    if plot is not None:
+        from cnnprof.render.plot import check_plot_path
+
+        check_plot_path(plot)
+        check_writable(plot, "--plot")
 
 
 def _emit(text: str | None, report: object, name: str, output: Path | None,
@@ -154,14 +168,10 @@ def _emit(text: str | None, report: object, name: str, output: Path | None,
 
     assert isinstance(report, Report) and isinstance(options, RenderOptions)
     if output is not None:
-        assert text is not None
-        try:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            from cnnprof.errors import UsageError
+        from cnnprof.cli.output import write_output
 
-            raise UsageError(f"cannot write --output {output}: {exc.strerror or exc}") from None
+        assert text is not None
+        write_output(output, text)
         typer.echo(f"wrote {output}", err=True)
         return
     if name == "table":

@@ -297,3 +297,11 @@ def resolve_columns(spec: str | None) -> list[Column]:
             known = ", ".join(list(PRESETS) + list(COLUMNS))
             raise UsageError(f"unknown column or preset {part!r}", hint=f"known: {known}")
     return [COLUMNS[k] for k in dict.fromkeys(keys)]  # first occurrence wins
+
+
+def needs_torchstat(spec: str | None) -> bool:
+    """Whether ``--columns`` shows any of torchstat's columns: their values come from a
+    separate pass (``cnnprof.compat.torchstat.annotate_torchstat``) that only runs when
+    asked. Resolved, not searched for "torchstat", so ``ts_madd`` alone counts too.
+    Unknown columns raise the usage error, as ``resolve_columns`` does."""
+    return any(column.key.startswith("ts_") for column in resolve_columns(spec))

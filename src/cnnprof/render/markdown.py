@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cnnprof.render.columns import resolve_columns
+from cnnprof.render.columns import default_preset, resolve_columns
 from cnnprof.render.table import caption, footnotes, is_folded, visible_layers
 
 if TYPE_CHECKING:
@@ -19,7 +19,8 @@ def cell(text: str) -> str:
 
 
 def render(report: Report, options: RenderOptions) -> str:
-    cols = resolve_columns(options.columns)
+    # the table's default: a timed report gets its time columns (the "timed" preset)
+    cols = resolve_columns(options.columns or default_preset(report))
     lines = [f"## {cell(report.model.spec)} ({cell(report.model.class_name)})", "",
              caption(report), ""]
     if report.error:  # a partial report: say so before the rows that did run
