@@ -71,6 +71,39 @@ def test_auto_in_a_fresh_process_counts_a_small_model_on_the_cpu() -> None:
     assert out == ["cpu", "meta", "True"]
 
 
+def test_meta_inputs_count_on_meta_in_a_fresh_process() -> None:
+    """Inputs the user made on meta hold no values: auto must not pick the CPU for them
+    (copying a meta tensor raises), however small the model."""
+    code = textwrap.dedent("""
+        import torch, cnnprof
+        net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU())
+        report = cnnprof.profile(net, [torch.empty(2, 4, device="meta")])
+        print(report.device, report.totals.macs)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120).stdout.split()
+    assert out == ["meta", str(2 * 4 * 3)]
+
+
+class NeedsValues(torch.nn.Module):
+    """Reads a value in forward (``.item()``): meta cannot run it, the CPU can."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x) * (1 + int(x.abs().sum().item() >= 0))
+
+
+def test_meta_inputs_get_example_values_when_the_count_moves_to_the_cpu() -> None:
+    report = cnnprof.profile(NeedsValues(), [torch.empty(2, 4, device="meta")], device="meta")
+    assert report.device == "cpu"
+    assert any("counted on the CPU instead" in note for note in report.notes)
+    assert report.layer("fc").macs == 2 * 4 * 3
+    assert report.inputs[0].shape == (2, 4)
+
+
 def test_auto_reports_the_device_used() -> None:
     report = cnnprof.profile(torchvision.models.resnet18(), ["3x64x64"])
     assert report.device == "meta"  # torchvision is imported here: meta has started

@@ -15,6 +15,7 @@ from cnnprof.errors import DeviceError, InputSpecError, ModelFailedError, UsageE
 from cnnprof.inputs import (
     FLOAT_DTYPES,
     InputSpec,
+    example_tensor,
     make_tensors,
     parse_dtype,
     parse_input_spec,
@@ -210,6 +211,8 @@ def _auto_device(entry: ZooEntry | None, instance: torch.nn.Module | None,
         # a spec always counts on meta (built without initialising weights; the same JSON on
         # every machine); zoo entries that need the CPU say so themselves (entry.meta_ok)
         return "meta"
+    if given is not None and any(t.is_meta for t in given):
+        return "meta"  # the user's inputs hold no values: count where they are
     elements = (sum(t.numel() for t in given) if given is not None
                 else sum(batch * math.prod(s.shape) for s in specs))
     params = sum(p.numel() for p in instance.parameters())
@@ -282,7 +285,11 @@ def _count(
 
     def tensors_on(dev: str) -> list[torch.Tensor]:
         if given is not None:
-            return [t.detach().to("meta") if dev == "meta" else t.to(dev) for t in given]
+            # meta tensors the user passed hold no values to copy: a retry on the CPU (an op
+            # with no meta kernel) gets example values of the same shape and dtype
+            return [t.detach().to("meta") if dev == "meta"
+                    else example_tensor(t.shape, t.dtype, dev) if t.is_meta
+                    else t.to(dev) for t in given]
         return make_tensors(specs, batch, dev)
 
     def attempt(dev: str) -> tuple[TraceRun, torch.nn.Module, str]:

@@ -104,10 +104,15 @@ def torch_dtype(name: str) -> torch.dtype:
 
 def make_tensor(spec: InputSpec, batch: int, device: str | torch.device) -> torch.Tensor:
     """An example tensor: random normal floats, zeros for integers (valid token ids)."""
+    return example_tensor((batch, *spec.shape), torch_dtype(spec.dtype), device)
+
+
+def example_tensor(shape: tuple[int, ...] | torch.Size, dtype: torch.dtype,
+                   device: str | torch.device) -> torch.Tensor:
+    """Random normal floats (seeded: every run sees the same values), zeros for integers;
+    on meta, no values at all."""
     import torch
 
-    shape = (batch, *spec.shape)
-    dtype = torch_dtype(spec.dtype)
     if str(device) == "meta":
         return torch.empty(shape, dtype=dtype, device="meta")
     if dtype.is_floating_point or dtype.is_complex:
