@@ -11,7 +11,13 @@ import torch
 
 from cnnprof import __version__
 from cnnprof.counting import REGISTRY, FormulaRegistry
-from cnnprof.errors import DeviceError, InputSpecError, ModelFailedError, UsageError
+from cnnprof.errors import (
+    DeviceError,
+    InputSpecError,
+    ModelFailedError,
+    UsageError,
+    first_line,
+)
 from cnnprof.inputs import (
     FLOAT_DTYPES,
     InputSpec,
@@ -326,7 +332,7 @@ def _count(
 
     run, model, used = attempt(device)
     if run.error is not None and used == "meta" and _may_retry_on_cpu(run.error, model):
-        reason = (str(run.error).strip().splitlines() or [type(run.error).__name__])[0]
+        reason = first_line(run.error)
         retry, retry_model, retry_used = attempt("cpu")
         if retry.error is None:
             notes.append("the forward needs real values (on the meta device: "

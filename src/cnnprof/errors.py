@@ -65,3 +65,14 @@ class ModelFailedError(CnnprofError):
 
 class BudgetExceededError(CnnprofError):
     exit_code = EXIT_FAILURE
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type name when the message is
+    empty: what one-line errors and report notes quote of a model's or torch's exception."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def named_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (just ``Type:`` when it is empty)."""
+    return f"{type(exc).__name__}: " + (str(exc).strip().splitlines() or [""])[0]

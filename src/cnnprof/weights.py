@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from cnnprof.errors import ModelLoadError
+from cnnprof.errors import ModelLoadError, first_line
 from cnnprof.render import units
 
 _WRAPPERS = ("state_dict", "model_state_dict", "model", "net", "module", "ema", "weights")
@@ -35,7 +35,7 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = (str(exc).strip().splitlines() or [""])[0]
+        reason = first_line(exc)
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):
             raise ModelLoadError(
                 f"--weights: refused to load {path}: it is not a plain state dict and "
@@ -44,7 +44,7 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             ) from None
         raise ModelLoadError(f"--weights: cannot read {path}: {reason}") from None
     except Exception as exc:  # torch.load fails in many ways on a file that is not a checkpoint
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = first_line(exc)
         raise ModelLoadError(f"--weights: cannot read {path}: {reason}") from None
     return unwrap(data, path)
 

@@ -10,7 +10,7 @@ import traceback
 
 import typer
 
-from cnnprof.errors import EXIT_INTERRUPTED, EXIT_USAGE, CnnprofError
+from cnnprof.errors import EXIT_INTERRUPTED, EXIT_USAGE, CnnprofError, named_line
 
 app = typer.Typer(
     name="cnnprof",
@@ -78,8 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug in cnnprof or an unforeseen model error: one line
         if _DEBUG:
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-        line = (str(exc).strip().splitlines() or [""])[0]
-        error(f"{type(exc).__name__}: {line} (run with --debug for the traceback)")
+        error(f"{named_line(exc)} (run with --debug for the traceback)")
         code = EXIT_USAGE if isinstance(exc, (ValueError, TypeError)) else 1
     if argv is None:
         sys.exit(code)

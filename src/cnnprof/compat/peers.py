@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cnnprof.errors import named_line
 from cnnprof.report import Cost, LayerRecord, Report
 
 if TYPE_CHECKING:
@@ -69,10 +70,6 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _first_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: " + (str(exc).strip().splitlines() or [""])[0]
-
-
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     import warnings
@@ -104,7 +101,7 @@ def run_thop(model: torch.nn.Module, args: tuple[Any, ...]) -> PeerRun:
             import thop
             from thop.profile import register_hooks
     except Exception as exc:
-        return PeerRun("thop", "MACs", version, error=f"not usable: {_first_line(exc)}")
+        return PeerRun("thop", "MACs", version, error=f"not usable: {named_line(exc)}")
     clone = _copy_eval(model)
     try:
         import torch
@@ -113,7 +110,7 @@ def run_thop(model: torch.nn.Module, args: tuple[Any, ...]) -> PeerRun:
             total, params, tree = thop.profile(clone, inputs=args, verbose=False,
                                                ret_layer_info=True, report_missing=False)
     except Exception as exc:
-        return PeerRun("thop", "MACs", version, error=_first_line(exc))
+        return PeerRun("thop", "MACs", version, error=named_line(exc))
     layers: dict[str, float] = {}
 
     def walk(prefix: str, node: dict[str, Any]) -> None:
@@ -140,7 +137,7 @@ def run_fvcore(model: torch.nn.Module, args: tuple[Any, ...]) -> PeerRun:
         with _quiet():
             from fvcore.nn import FlopCountAnalysis, parameter_count
     except Exception as exc:
-        return PeerRun("fvcore", "MACs", version, error=f"not usable: {_first_line(exc)}")
+        return PeerRun("fvcore", "MACs", version, error=f"not usable: {named_line(exc)}")
     clone = _copy_eval(model)
     try:
         import torch
@@ -155,7 +152,7 @@ def run_fvcore(model: torch.nn.Module, args: tuple[Any, ...]) -> PeerRun:
             inclusive = {n: Counter(analysis.unsupported_ops(n)) for n in names}
             params = int(parameter_count(clone)[""])
     except Exception as exc:
-        return PeerRun("fvcore", "MACs", version, error=_first_line(exc))
+        return PeerRun("fvcore", "MACs", version, error=named_line(exc))
     # fvcore reports unsupported ops inclusive of submodules; keep each module's own
     children: dict[str, list[str]] = {n: [] for n in names}
     for name in names:
@@ -189,7 +186,7 @@ def run_torchstat(model: torch.nn.Module, args: tuple[Any, ...]) -> PeerRun:
         with _quiet():
             from torchstat import compute_flops, compute_madd, compute_memory
     except Exception as exc:
-        return PeerRun("torchstat", "Flops", version, error=f"not usable: {_first_line(exc)}")
+        return PeerRun("torchstat", "Flops", version, error=f"not usable: {named_line(exc)}")
     import torch
 
     clone = _copy_eval(model)
@@ -215,7 +212,7 @@ def run_torchstat(model: torch.nn.Module, args: tuple[Any, ...]) -> PeerRun:
                 flops, no_flops = measure(compute_flops, module, inp, output)
                 memory, no_memory = measure(compute_memory, module, inp, output)
             except Exception as exc:
-                crashed[name] = _first_line(exc)
+                crashed[name] = named_line(exc)
                 return
             unsupported = [m for m, missing in (("madd", no_madd), ("flops", no_flops),
                                                 ("memory", no_memory)) if missing]
@@ -235,7 +232,7 @@ def run_torchstat(model: torch.nn.Module, args: tuple[Any, ...]) -> PeerRun:
         with _quiet(), torch.no_grad():
             clone(*args)
     except Exception as exc:
-        return PeerRun("torchstat", "Flops", version, error=_first_line(exc))
+        return PeerRun("torchstat", "Flops", version, error=named_line(exc))
     finally:
         for handle in handles:
             handle.remove()

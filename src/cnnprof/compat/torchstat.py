@@ -43,6 +43,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from cnnprof.errors import first_line
 from cnnprof.report import LayerRecord, Report
 
 if TYPE_CHECKING:
@@ -318,7 +319,7 @@ def _measure_for(report: Report, model: torch.nn.Module | None,
         args, kwargs = entry.arguments(make_tensors(specs, batch, "cpu"))
         return measure_leaf_durations(built, args, kwargs), None
     except Exception as exc:  # timing is a courtesy column: never fail the report for it
-        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        line = first_line(exc)
         return {}, f"timing failed: {line}"
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from cnnprof.errors import ModelFailedError, UsageError
+from cnnprof.errors import ModelFailedError, UsageError, first_line
 from cnnprof.inputs import FLOAT_DTYPES, InputSpec, make_tensors, parse_dtype, torch_dtype
 from cnnprof.report import LayerRecord, Report
 from cnnprof.timing import roofline
@@ -298,7 +298,7 @@ def _failure_guard(batch: int, layer: Callable[[], str | None] | None) -> Iterat
         ) from exc
     except Exception as exc:
         where = layer() if layer is not None else None
-        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        line = first_line(exc)
         raise ModelFailedError(
             "forward failed while timing" + (f" in layer {where}" if where else "")
             + f" at batch {batch}: {type(exc).__name__}: {line}") from exc

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from cnnprof.errors import named_line
 from cnnprof.timing.stats import median
 from cnnprof.timing.stretches import StretchPlan
 from cnnprof.timing.timer import TimerResult
@@ -263,8 +264,7 @@ def _reason(exc: BaseException) -> str:
         if exc.__context__ is None:
             break
         exc = exc.__context__
-    line = (str(exc).strip().splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {line}"[:200]
+    return named_line(exc)[:200]
 
 
 # -- measuring ---------------------------------------------------------------------------

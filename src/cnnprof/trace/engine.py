@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from cnnprof.counting import REGISTRY, FormulaRegistry
+from cnnprof.errors import first_line
 from cnnprof.trace.observers import (
     BackwardOpObserver,
     FusedFunctionObserver,
@@ -130,7 +131,7 @@ def _run_backward(modules: ModuleObserver, output: Any, registry: FormulaRegistr
         with BackwardOpObserver(modules, registry):
             torch.autograd.grad(roots, leaves or roots, grad_outputs=seeds, allow_unused=True)
     except RuntimeError as exc:
-        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        line = first_line(exc)
         return f"the backward pass failed ({line[:160]}); its cost is partial"
     return None
 
