@@ -112,6 +112,20 @@ def test_leaf_backward_rows_add_up_to_the_total() -> None:
     assert attention.flops > 0
 
 
+def test_a_gap_of_views_leaves_only_bytes_with_its_parent() -> None:
+    # ViT's x[:, 0] after the encoder is a view: its gap gets no row, and select's backward
+    # (a zero-filled 197x768 gradient with the class token's row copied in) stays with the
+    # model itself: bytes, but no MACs or FLOPs, so those still add up over the leaves
+    r = profile("vit_b_16", backward=True)
+    total = r.totals.backward
+    assert total is not None
+    leaves = sum((rec.backward for rec in r.layers if rec.is_leaf and rec.backward is not None),
+                 Cost())
+    assert (leaves.macs, leaves.flops) == (total.macs, total.flops)
+    rest = total.activation_bytes - leaves.activation_bytes
+    assert rest == 197 * 768 * 4
+
+
 def test_the_users_model_is_left_alone() -> None:
     model = mlp()
     before = {k: v.clone() for k, v in model.state_dict().items()}
