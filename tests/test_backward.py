@@ -123,7 +123,10 @@ def test_a_gap_of_views_leaves_only_bytes_with_its_parent() -> None:
                  Cost())
     assert (leaves.macs, leaves.flops) == (total.macs, total.flops)
     rest = total.activation_bytes - leaves.activation_bytes
-    assert rest == 197 * 768 * 4
+    # one full-size gradient (torch 2.15's select_backward) or two (torch 2.4 writes zeros,
+    # then the scattered result): backward bytes follow the kernels torch runs
+    gradient = 197 * 768 * 4
+    assert rest in (gradient, 2 * gradient)
 
 
 def test_the_users_model_is_left_alone() -> None:
