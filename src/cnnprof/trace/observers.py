@@ -417,11 +417,11 @@ class BackwardOpObserver(OpObserver):
             return out
         modules = self.modules
         node = modules.grad_owner.get(_current_autograd_node(), modules.root)
-        if node.bwd is None:
-            node.bwd = [0, 0, 0, 0, 0]
+        bwd = node.bwd
+        assert bwd is not None  # _run_backward zeroes every module and gap before it starts
         read, write, act, macs, flops, missing = cost
         for index, value in enumerate((macs, flops, act, read, write)):
-            node.bwd[index] += value
+            bwd[index] += value
         if missing is not None:
             node.unsupported[missing] += 1
         return out
