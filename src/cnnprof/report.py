@@ -59,13 +59,20 @@ class Cost:
 class TensorInfo:
     shape: tuple[int, ...]
     dtype: str
+    #: the keyword the input was passed as (``input_ids``); None for a positional input
+    name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"shape": list(self.shape), "dtype": self.dtype}
+        out: dict[str, Any] = {"shape": list(self.shape), "dtype": self.dtype}
+        if self.name is not None:
+            out["name"] = self.name
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TensorInfo:
-        return cls(tuple(int(d) for d in data["shape"]), str(data["dtype"]))
+        name = data.get("name")
+        return cls(tuple(int(d) for d in data["shape"]), str(data["dtype"]),
+                   str(name) if name is not None else None)
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,9 @@ class LayerRecord:
     attributes: dict[str, Any] = field(default_factory=dict)
     #: "module", or "ops" for a stretch of a parent's own ops
     kind: str = "module"
+    #: the row that owns the same parameter tensors (a tied LM head and embedding: GPT-2's
+    #: ``lm_head`` says ``transformer.wte`` and vice versa); totals count them once
+    shared_params_with: str | None = None
 
     @property
     def is_ops(self) -> bool:
@@ -176,6 +186,8 @@ class LayerRecord:
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
+        if self.shared_params_with is not None:
+            out["shared_params_with"] = self.shared_params_with
         return out
 
     @classmethod
@@ -209,6 +221,8 @@ class LayerRecord:
             torchstat=data.get("torchstat"),
             attributes=dict(data.get("attributes", {})),
             kind=str(data.get("kind", "module")),
+            shared_params_with=(str(data["shared_params_with"])
+                                if data.get("shared_params_with") is not None else None),
         )
 
 
@@ -250,6 +264,52 @@ class Totals:
 
 
 @dataclass(frozen=True)
+class Generation:
+    """One decoding step of a causal LM (``--decode N``): the step's per-layer cost is the
+    report's layers; this says what the step read besides them.
+
+    ``kv_cache_bytes`` = 2 (keys and values) × layers × batch × context × kv_heads ×
+    head_dim × element size: the cache before the step. One step must read every weight and
+    the whole cache, ``step_read_bytes`` = ``weight_bytes`` + ``kv_cache_bytes``, which bounds
+    the tokens per second of a memory-bound device: bandwidth / step_read_bytes.
+    """
+
+    context: int
+    batch: int
+    layers: int
+    kv_heads: int
+    head_dim: int
+    dtype: str
+    kv_cache_bytes: int
+    weight_bytes: int
+    new_tokens: int = 1
+
+    @property
+    def step_read_bytes(self) -> int:
+        return self.weight_bytes + self.kv_cache_bytes
+
+    def tokens_per_s_bound(self, bytes_per_s: float) -> float:
+        """Steps per second a device reading ``bytes_per_s`` can at most run (each step
+        yields ``batch`` tokens, one per sequence)."""
+        return bytes_per_s / self.step_read_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"context": self.context, "batch": self.batch, "new_tokens": self.new_tokens,
+                "layers": self.layers, "kv_heads": self.kv_heads, "head_dim": self.head_dim,
+                "dtype": self.dtype, "kv_cache_bytes": self.kv_cache_bytes,
+                "weight_bytes": self.weight_bytes, "step_read_bytes": self.step_read_bytes}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Generation:
+        return cls(context=int(data["context"]), batch=int(data["batch"]),
+                   layers=int(data["layers"]), kv_heads=int(data["kv_heads"]),
+                   head_dim=int(data["head_dim"]), dtype=str(data["dtype"]),
+                   kv_cache_bytes=int(data["kv_cache_bytes"]),
+                   weight_bytes=int(data["weight_bytes"]),
+                   new_tokens=int(data.get("new_tokens", 1)))
+
+
+@dataclass(frozen=True)
 class Report:
     model: ModelInfo
     inputs: tuple[TensorInfo, ...]
@@ -266,6 +326,8 @@ class Report:
     #: Provenance: cnnprof and torch versions, command line.
     meta: dict[str, Any] = field(default_factory=dict)
     schema: str = SCHEMA
+    #: One decoding step's context and KV cache (``--decode N``).
+    generation: Generation | None = None
 
     # -- navigation -------------------------------------------------------------------
     def layer(self, name: str) -> LayerRecord:
@@ -301,6 +363,8 @@ class Report:
             out["timing"] = self.timing
         if self.error is not None:
             out["error"] = self.error
+        if self.generation is not None:
+            out["generation"] = self.generation.to_dict()
         out["meta"] = dict(self.meta)
         return out
 
@@ -325,6 +389,8 @@ class Report:
             error=data.get("error"),
             meta=dict(data.get("meta", {})),
             schema=schema,
+            generation=(Generation.from_dict(data["generation"])
+                        if data.get("generation") is not None else None),
         )
 
     @classmethod

@@ -17,12 +17,14 @@ def register(app: typer.Typer) -> None:
     def profile_cmd(
         model: str = typer.Argument(
             ..., metavar="MODEL",
-            help="alexnet | timm:NAME | path/to/file.py:ClassOrFactory | package.module:factory "
+            help="alexnet | timm:NAME | hf:MODEL_TYPE, hf:DIR or hf:ORG/NAME (a Hugging Face "
+                 "config, offline) | path/to/file.py:ClassOrFactory | package.module:factory "
                  "(list: cnnprof models)"),
         input_: list[str] = typer.Option(
             None, "--input", "-i", metavar="SPEC",
-            help="Per-sample input shape, e.g. 3x224x224; SPEC:DTYPE for one input (16:int64). "
-                 "Repeat for several inputs. Default: the zoo entry's input."),
+            help="Per-sample input shape, e.g. 3x224x224; SPEC:DTYPE for one input (16:int64); "
+                 "NAME=SPEC passes it as a keyword (input_ids=128:int64). Repeat for several "
+                 "inputs. Default: the zoo entry's input."),
         batch: str = typer.Option("1", "--batch", "-b", help="Batch size prepended to every "
                                   "input; with --time a list (1,8,32) adds a sweep."),
         dtype: str = typer.Option(None, "--dtype", help="Floating dtype of model and inputs: "
@@ -52,6 +54,9 @@ def register(app: typer.Typer) -> None:
         weights: Path = typer.Option(None, "--weights", metavar="FILE", help="State dict to "
                                      "load (torch.save(model.state_dict())); checked against "
                                      "the model, loaded on cpu/cuda. Plain tensors only."),
+        decode: int = typer.Option(None, "--decode", min=0, metavar="N", help="Count ONE "
+                                   "decoding step of a causal LM whose KV cache holds N tokens "
+                                   "(hf: models; docs/huggingface.md)."),
         # --- timing (--time; see docs/timing.md and cnnprof.timing.cli) ----------------------
         time_: bool = typer.Option(False, "--time", help="Also time every layer on --device "
                                    "(cpu or cuda): medians, self times, memory, roofline."),
@@ -116,7 +121,7 @@ def register(app: typer.Typer) -> None:
                 report = profile(model, specs or None, batch=batch_size, dtype=dtype,
                                  device="meta" if time_ else device,  # timing: count on meta
                                  mode=mode, model_args=kwargs, command=command,
-                                 weights=weights, backward=backward)
+                                 weights=weights, backward=backward, decode=decode)
                 if time_:  # --- timing: a second pass on the real device fills the times
                     report = timing_cli.run(report, model, device=device, batches=batches,
                                             warmup=warmup, repeats=repeats, dtype=dtype,

@@ -1,5 +1,6 @@
-"""Resolve a model spec to a zoo entry: torchvision names, ``timm:NAME``, the classic seed
-architectures, a user's ``file.py:Class`` or ``package.module:factory``."""
+"""Resolve a model spec to a zoo entry: torchvision names, ``timm:NAME``, ``hf:...`` (a
+Hugging Face config, offline), the classic seed architectures, a user's ``file.py:Class`` or
+``package.module:factory``."""
 
 from __future__ import annotations
 
@@ -56,6 +57,10 @@ def resolve(spec: str, kwargs: dict[str, Any] | None = None) -> ZooEntry:
     spec = spec.strip()
     if spec.startswith("timm:"):
         return _timm_entry(spec[5:], kwargs)
+    if spec.startswith("hf:"):
+        from cnnprof.zoo import hf
+
+        return hf.entry(spec[3:].strip(), kwargs)
     if user.is_user_spec(spec):
         return user.entry(spec, kwargs)
     if spec in classic.ENTRIES:
