@@ -393,8 +393,8 @@ def _count(
 
     def keywords(model: torch.nn.Module, dev: str) -> dict[str, Any]:
         """Checks the keyword inputs; the KV cache of a decoding step."""
-        check_keywords(model, names)
         if decode is None:
+            check_keywords(model, names)
             return {}
         from cnnprof.zoo.hf import decode_arguments
 
@@ -403,6 +403,7 @@ def _count(
         extra, nbytes = decode_arguments(model, batch=batch, context=decode[0], dtype=dtype,
                                          device=dev)
         decode[1][:] = [nbytes]
+        check_keywords(model, names)
         return extra
 
     def tensors_on(dev: str) -> list[torch.Tensor]:
@@ -450,7 +451,7 @@ def _count(
                             backward=backward), model, dev
 
     run, model, used = attempt(device)
-    if run.error is not None and used == "meta" and _may_retry_on_cpu(run.error, model):
+    if run.error is not None and used == "meta" and _may_retry_on_cpu(run.error, model, entry):
         reason = first_line(run.error)
         retry, retry_model, retry_used = attempt("cpu")
         if retry.error is None:
@@ -468,10 +469,14 @@ def _count(
 CPU_RETRY_LIMIT_BYTES = 2 * 1024**3
 
 
-def _may_retry_on_cpu(error: BaseException, model: torch.nn.Module) -> bool:
+def _may_retry_on_cpu(error: BaseException, model: torch.nn.Module,
+                      entry: ZooEntry | None = None) -> bool:
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    if entry is not None and not entry.cpu_fallback:
+        # a Hugging Face config may describe 70B parameters: never materialised
+        return size <= CPU_RETRY_LIMIT_BYTES
     if needs_real_values(error):
         return True
-    size = sum(p.numel() * p.element_size() for p in model.parameters())
     return size <= CPU_RETRY_LIMIT_BYTES
 
 

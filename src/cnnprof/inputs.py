@@ -140,8 +140,12 @@ def torch_dtype(name: str) -> torch.dtype:
 
 
 def make_tensor(spec: InputSpec, batch: int, device: str | torch.device) -> torch.Tensor:
-    """An example tensor: random normal floats, zeros for integers (valid token ids)."""
-    return example_tensor((batch, *spec.shape), torch_dtype(spec.dtype), device)
+    """An example tensor: random normal floats, zeros for integers (valid token ids), ones
+    for an integer input named ``*mask`` (``attention_mask``: attend to every token)."""
+    tensor = example_tensor((batch, *spec.shape), torch_dtype(spec.dtype), device)
+    if spec.name is not None and spec.name.endswith("mask") and not tensor.is_floating_point():
+        return tensor if tensor.is_meta else tensor.fill_(1)
+    return tensor
 
 
 def example_tensor(shape: tuple[int, ...] | torch.Size, dtype: torch.dtype,
