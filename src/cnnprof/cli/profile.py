@@ -100,6 +100,11 @@ def register(app: typer.Typer) -> None:
         # --- end timing ---
         if dtype:
             parse_dtype(dtype)
+        if decode is not None and time_:
+            from cnnprof.errors import UsageError
+
+            raise UsageError("--decode counts one step; timing it (--time) is not supported",
+                             hint="time the prefill instead: --input input_ids=N:int64 --time")
         kwargs = parse_args(arg or [])
         name = format_for(fmt, output)
         options = RenderOptions(depth=depth, columns=columns, width=width)

@@ -20,7 +20,14 @@ from typing import Any
 import torch
 
 from cnnprof.errors import ModelFailedError, UsageError, first_line
-from cnnprof.inputs import FLOAT_DTYPES, InputSpec, make_tensors, parse_dtype, torch_dtype
+from cnnprof.inputs import (
+    FLOAT_DTYPES,
+    InputSpec,
+    bind,
+    make_tensors,
+    parse_dtype,
+    torch_dtype,
+)
 from cnnprof.report import LayerRecord, Report
 from cnnprof.timing import roofline
 from cnnprof.timing.clocks import Clock, clock_for
@@ -239,8 +246,8 @@ def _prepare(report: Report, model: torch.nn.Module | str, device: str, dtype: s
             if p.is_floating_point():
                 p.requires_grad_(True)
 
-    specs = [InputSpec(tuple(i.shape[1:]), dtype if i.dtype in FLOAT_DTYPES else i.dtype)
-             for i in report.inputs]
+    specs = [InputSpec(tuple(i.shape[1:]), dtype if i.dtype in FLOAT_DTYPES else i.dtype,
+                       i.name) for i in report.inputs]
 
     def tensors(batch: int) -> list[torch.Tensor]:
         if given is not None:
@@ -253,10 +260,12 @@ def _prepare(report: Report, model: torch.nn.Module | str, device: str, dtype: s
         if channels_last:
             made = [t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
                     for t in made]
+        positional, named = bind(specs, made)  # keyword inputs (input_ids=...) by name
         if entry is not None:
-            args, kwargs = entry.arguments(made)
+            args, kwargs = entry.arguments(list(positional))
+            kwargs = {**kwargs, **named}
         else:
-            args, kwargs = tuple(made), {}
+            args, kwargs = positional, named
         if not train:
             return lambda: module(*args, **kwargs)
 
