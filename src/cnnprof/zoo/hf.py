@@ -40,6 +40,9 @@ HEADS: dict[str, str] = {
     "speech-seq2seq": "AutoModelForSpeechSeq2Seq",
 }
 
+#: model types ``cnnprof models --filter hf`` lists (any of transformers' model types works)
+EXAMPLES = ("bert", "gpt2", "t5", "llama", "mistral", "qwen2", "vit", "clip", "whisper")
+
 #: environment switches that keep huggingface_hub and transformers off the network
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 #: default text length (tokens), capped by the model's position table
@@ -264,6 +267,10 @@ def entry(target: str, kwargs: dict[str, Any]) -> ZooEntry:
             raise ModelLoadError(f"cannot make a {config_class.__name__} from "
                                  f"{source.where}: {_first_line(exc)}") from None
         cls, notes = _model_class(transformers, config, head, source)
+    saved = source.config.get("torch_dtype") or source.config.get("dtype")
+    if isinstance(saved, str) and saved != "float32":
+        notes.append(f"the config's weights are {saved}; byte counts follow --dtype "
+                     "(float32 when not given)")
 
     def factory() -> torch.nn.Module:
         with offline():
