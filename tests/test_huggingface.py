@@ -404,3 +404,41 @@ def test_profiling_another_model_does_not_import_transformers() -> None:
             "print('HF', 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "HF False" in out.stdout, out.stderr
+
+
+def test_meta_built_instance_with_a_real_mask_is_retried_on_the_cpu() -> None:
+    """transformers reads the mask's values; an instance built on meta has none to copy, so
+    the CPU retry gets zero-valued stand-ins of its parameters (counts need no values)."""
+    config = transformers.AutoConfig.for_model("llama", **SMALL_LLAMA)
+    with torch.device("meta"):
+        model = transformers.AutoModelForCausalLM.from_config(config)
+    ids = torch.randint(0, 1000, (2, 16))
+    masked = profile(model, inputs={"input_ids": ids, "attention_mask": torch.ones_like(ids)})
+    plain = profile(model, inputs={"input_ids": ids})
+    assert masked.device == "cpu" and plain.device == "meta"
+    assert masked.totals.macs == plain.totals.macs
+    assert all(p.is_meta for p in model.parameters())  # the instance is left as found
+
+
+def test_models_filter_hf_lists_examples(cli: Any) -> None:
+    res = cli("models", "--filter", "hf", "--format", "json")
+    rows = {r["name"]: r for r in json.loads(res.out)}
+    assert rows["hf:whisper"]["default_input"] == "input_features=80x3000, " \
+                                                  "decoder_input_ids=128:int64"
+    assert rows["hf:vit"]["task"] == "vision"
+
+
+def test_bad_config_files(cli: Any, tmp_path: Path, no_network: list[Any]) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    assert "cannot read" in _one_line_error(cli(f"hf:{broken}"))
+    untyped = tmp_path / "untyped.json"
+    untyped.write_text(json.dumps({"hidden_size": 8}))
+    assert "names no model_type" in _one_line_error(cli(f"hf:{untyped}"))
+    custom = tmp_path / "custom.json"
+    custom.write_text(json.dumps({"model_type": "my_own_arch", "auto_map": {}}))
+    line = _one_line_error(cli(f"hf:{custom}"))
+    assert "unknown model type 'my_own_arch'" in line and "trust_remote_code" in line
+    assert "names no model" in _one_line_error(cli("hf:"))
+    assert "takes a number" not in _one_line_error(cli("hf:bert", "--arg", "head=3"))
+    assert no_network == []

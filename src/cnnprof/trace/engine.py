@@ -62,11 +62,19 @@ def meta_stand_ins(
     """Parameters and buffers as fresh tensors on ``device`` (meta: no memory at all)."""
     out: dict[str, torch.Tensor] = {}
     for name, p in model.named_parameters(remove_duplicate=False):
-        t = torch.empty_like(p, device=device) if str(device) == "meta" else p.detach().to(device)
+        t = _stand_in(p.detach(), device)
         out[name] = t.requires_grad_(p.requires_grad) if t.is_floating_point() else t
     for name, b in model.named_buffers(remove_duplicate=False):
-        out[name] = torch.empty_like(b, device=device) if str(device) == "meta" else b.to(device)
+        out[name] = _stand_in(b, device)
     return out
+
+
+def _stand_in(tensor: torch.Tensor, device: str | torch.device) -> torch.Tensor:
+    if str(device) == "meta":
+        return torch.empty_like(tensor, device=device)
+    if tensor.is_meta:  # a model built on meta, retried on the CPU: no values to copy
+        return torch.zeros_like(tensor, device=device)
+    return tensor.to(device)
 
 
 def run_observed(
