@@ -158,8 +158,8 @@ def _from_cache(repo: str, transformers: Any) -> _Source:
     if not isinstance(found, str):
         raise ModelLoadError(
             f"{repo} is not in the local Hugging Face cache ({cache}); cnnprof never downloads",
-            hint="put its config.json in a directory and pass hf:./DIR "
-                 f"(or fetch it yourself: huggingface-cli download {repo} config.json)")
+            hint="put its config.json in a directory and pass hf:./DIR, or fetch it "
+                 f"yourself: huggingface-cli download {repo} config.json")
     return _read_config(Path(found), transformers)
 
 
