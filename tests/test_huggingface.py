@@ -408,7 +408,7 @@ def test_profiling_another_model_does_not_import_transformers() -> None:
 
 def test_meta_built_instance_with_a_real_mask_is_retried_on_the_cpu() -> None:
     """transformers reads the mask's values; an instance built on meta has none to copy, so
-    the CPU retry gets zero-valued stand-ins of its parameters (counts need no values)."""
+    the CPU retry gets example values for its parameters (counts need none)."""
     config = transformers.AutoConfig.for_model("llama", **SMALL_LLAMA)
     with torch.device("meta"):
         model = transformers.AutoModelForCausalLM.from_config(config)
