@@ -125,6 +125,10 @@ class Outcome:
     cpu_s: float
     peak_rss: int
     data: dict[str, Any]
+    #: in a separate process: seconds of imports (torch, transformers, cnnprof and the
+    #: model's transformers modules) and of the count itself (resolve, build, trace)
+    imports_s: float
+    count_s: float
 
     @property
     def exact(self) -> bool:
@@ -148,7 +152,34 @@ def run_case(case: Case, folder: Path) -> Outcome:
     wall, cpu, rss, code = measure(argv)
     if code != 0:
         raise SystemExit(f"{' '.join(argv)} exited {code}")
-    return Outcome(case, wall, cpu, rss, json.loads(out.read_text()))
+    imports, count = split_time(f"hf:{model_dir}", case.argv)
+    return Outcome(case, wall, cpu, rss, json.loads(out.read_text()), imports, count)
+
+
+_SPLIT = """
+import json, sys, time
+start = time.perf_counter()
+import torch, transformers
+from cnnprof.api import profile
+from cnnprof.zoo import resolve
+from cnnprof.zoo.hf import for_decode
+spec, decode = sys.argv[1], '--decode' in sys.argv
+resolve(spec, for_decode({}) if decode else {}).build('meta')  # imports the model's modules
+imported = time.perf_counter()
+if decode:
+    profile(spec, decode=int(sys.argv[sys.argv.index('--decode') + 1]), dtype='bfloat16')
+else:
+    profile(spec, [sys.argv[sys.argv.index('--input') + 1]])
+print(json.dumps([imported - start, time.perf_counter() - imported]))
+"""
+
+
+def split_time(spec: str, argv: list[str]) -> tuple[float, float]:
+    """Wall seconds of the imports and of the count, measured inside one process."""
+    out = subprocess.run([sys.executable, "-c", _SPLIT, spec, *argv], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    imports, count = json.loads(out.strip().splitlines()[-1])
+    return float(imports), float(count)
 
 
 def _machine() -> str:
@@ -189,8 +220,9 @@ def report(outcomes: list[Outcome], floor_s: tuple[float, float], floor_rss: int
         f"Targets: under {LIMIT_S:.0f} s and {LIMIT_RSS / 1e9:.1f} GB peak RSS, exact params "
         "and MACs (and KV-cache bytes).",
         "",
-        "| model | params (fp32 size) | MACs | KV cache | exact | wall | CPU | peak RSS | ok |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | params (fp32 size) | MACs | KV cache | exact | wall | CPU | peak RSS | ok "
+        "| imports / count (in process) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
         t = o.data["totals"]
@@ -199,8 +231,16 @@ def report(outcomes: list[Outcome], floor_s: tuple[float, float], floor_rss: int
         lines.append(
             f"| {o.case.title} | {t['params']:,} ({t['params'] * 4 / 1e9:.1f} GB) | "
             f"{t['macs']:,} | {cache} | {'yes' if o.exact else 'NO'} | {o.wall_s:.1f} s | "
-            f"{o.cpu_s:.1f} s | {o.peak_rss / 1e6:.0f} MB | {'yes' if o.ok else 'NO'} |")
-    lines += ["", "Commands (DIR holds the config.json):", ""]
+            f"{o.cpu_s:.1f} s | {o.peak_rss / 1e6:.0f} MB | {'yes' if o.ok else 'NO'} | "
+            f"{o.imports_s:.1f} s / {o.count_s:.2f} s |")
+    lines += [
+        "",
+        "The last column splits one process's wall time: importing torch, transformers, "
+        "cnnprof and the model's transformers modules, then the count itself (resolve the "
+        "config, build on meta, one observed forward). The count is what cnnprof adds; the "
+        "imports are the floor of any tool that builds a transformers model.",
+        "",
+        "Commands (DIR holds the config.json):", ""]
     lines += [f"    cnnprof hf:DIR {' '.join(o.case.argv)}" for o in outcomes]
     decode = next((o for o in outcomes if o.data.get("generation")), None)
     if decode is not None:
