@@ -15,17 +15,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import FIXTURES, CliResult
 from torch import nn
 
 from cnnprof.api import profile
 from cnnprof.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ModelFailedError, UsageError
-from conftest import FIXTURES, CliResult
 
 EXITING = FIXTURES / "exiting"
 Cli = Callable[..., CliResult]
 
 
-def run_cnnprof(*args: str, cwd: Path | None = None, **kwargs: object) -> subprocess.CompletedProcess:
+def run_cnnprof(*args: str, cwd: Path | None = None,
+                **kwargs: object) -> subprocess.CompletedProcess:
     """The real console entry point in a child process (its own stdout descriptor)."""
     env = {**os.environ, "COLUMNS": "120"}
     code = "import sys; from cnnprof.cli.app import main; sys.argv[0] = 'cnnprof'; main()"

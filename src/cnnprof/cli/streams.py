@@ -83,4 +83,4 @@ def reserve_stdout() -> None:
     line_buffered = bool(getattr(stdout, "line_buffering", False))  # a terminal's
     stream = open(private, "w", buffering=1 if line_buffered else -1,  # noqa: SIM115
                   encoding=stdout.encoding, errors=stdout.errors)
-    sys.stdout = PipeSafeStream(stream)  # type: ignore[assignment]
+    sys.stdout = PipeSafeStream(stream)  # type: ignore[assignment,unused-ignore]

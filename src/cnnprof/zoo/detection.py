@@ -47,7 +47,8 @@ def limits(model: torch.nn.Module) -> dict[str, int]:
     if roi_heads is not None and hasattr(roi_heads, "detections_per_img"):
         out["roi_heads"] = int(roi_heads.detections_per_img)
     elif hasattr(model, "detections_per_img"):
-        out[""] = int(model.detections_per_img)  # single-stage: the model's own output
+        cap: Any = model.detections_per_img
+        out[""] = int(cap)  # single-stage: the model's own output
     return out
 
 
