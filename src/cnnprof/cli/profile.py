@@ -138,10 +138,10 @@ def register(app: typer.Typer) -> None:
               report, name, output, options)
         if plot is not None:
             from cnnprof.cli.output import replacing
-            from cnnprof.render.plot import write_plot
+            from cnnprof.render.plot import check_plot_path, write_plot
 
             with replacing(plot, "--plot") as temporary:  # its only file I/O: savefig
-                write_plot(report, temporary, depth)
+                write_plot(report, temporary, depth, check_plot_path(plot))
             typer.echo(f"wrote {plot}", err=True)
 
 

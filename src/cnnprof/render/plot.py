@@ -129,11 +129,13 @@ def check_plot_path(path: Path) -> str:
     return suffix
 
 
-def write_plot(report: Report, path: Path, depth: int | None = None) -> None:
-    """``--plot FILE``: the chart alone; format from the suffix (.png, .svg, .pdf)."""
+def write_plot(report: Report, path: Path, depth: int | None = None,
+               image_format: str | None = None) -> None:
+    """``--plot FILE``: the chart alone; format from the suffix (.png, .svg, .pdf) unless
+    ``image_format`` names it (the file written may be a temporary or a device)."""
     from matplotlib import rc_context
 
-    suffix = check_plot_path(path)
+    suffix = image_format or check_plot_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with rc_context(_RC):
         fig = layer_figure(report, depth)
