@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cnnprof.budget import METRICS, Measured, ModelBudget, judge, latency_s, values_of
-from cnnprof.render.units import UnitError, parse_quantity
+from cnnprof.units import UnitError, parse_quantity
 
 if TYPE_CHECKING:
     import torch

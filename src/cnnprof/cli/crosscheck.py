@@ -90,7 +90,7 @@ def print_comparison(result: Any, console: Any, *, show_all: bool = False) -> No
     from rich import box
     from rich.table import Table
 
-    from cnnprof.render import units
+    from cnnprof import units
 
     tools = ["thop", "fvcore", "torchstat"]
     header = [f"{t} {result.tools[t]['version'] or ''}".strip() if t in result.tools else t
