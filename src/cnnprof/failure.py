@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from cnnprof.guard import UserCodeExit
 from cnnprof.trace.engine import TraceRun
 from cnnprof.trace.observers import Node
 
@@ -140,7 +141,9 @@ def describe(
     failed = modules.failed_node
     last = modules.last_finished
     detail = one_line(exc)
-    out: dict[str, Any] = {"exception": type(exc).__name__, "detail": detail}
+    # a sys.exit() in forward is reported as the SystemExit it was (cnnprof.guard)
+    shown = exc.original if isinstance(exc, UserCodeExit) else exc
+    out: dict[str, Any] = {"exception": type(shown).__name__, "detail": detail}
 
     op = modules.failed_op
     op_line: str | None = None
