@@ -18,7 +18,7 @@ torch's schemas in tests/test_counting_formulas.py), never as ``args[14]``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from cnnprof.counting.registry import REGISTRY, Formula, OpCost, OpKind, OpTrait
@@ -135,13 +135,9 @@ def per_input_element(flops: int) -> Formula:
     return formula
 
 
-def per_grad_element(flops: int) -> Formula:
-    """``flops`` per element of the incoming gradient (the first argument of a backward)."""
-
-    def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-        return OpCost(0, flops * numel(args[0]))
-
-    return formula
+#: ``flops`` per element of a backward's incoming gradient: its first argument, so the same
+#: rule as a reduction's
+per_grad_element = per_input_element
 
 
 # Element-wise: 1 FLOP per output element; transcendental functions count as one.
@@ -516,7 +512,8 @@ def _rms_flops(x: Any, affine: bool) -> int:
     return (3 + (1 if affine else 0)) * numel(x)
 
 
-def _normalisation(schema: Schema, flops: Any, times: int = 1) -> Formula:
+def _normalisation(schema: Schema, flops: Callable[[Any, bool], int],
+                   times: int = 1) -> Formula:
     """``flops(input, affine)`` of a norm whose optional ``weight`` makes it affine;
     ``times`` as in ``_batch_norm``."""
 
