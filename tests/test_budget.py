@@ -23,8 +23,8 @@ from cnnprof.budget import (
 )
 from cnnprof.budget_run import run
 from cnnprof.errors import BudgetFileError, UsageError
-from cnnprof.render.units import UnitError, ceil_quantity, format_quantity, parse_quantity
 from cnnprof.testing import assert_within_budget
+from cnnprof.units import UnitError, ceil_quantity, format_quantity, parse_quantity
 
 # -- units -----------------------------------------------------------------------------------
 

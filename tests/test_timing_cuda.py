@@ -166,7 +166,8 @@ def test_isolated_replays_when_no_marks_are_given() -> None:
     """The fallback path (a forward that cannot be captured with marks) on real graphs."""
     import cnnprof
     from cnnprof.timing.api import time_report
-    from cnnprof.timing.graphs import CudaGraphBackend, Plan
+    from cnnprof.timing.graph_capture import CudaGraphBackend
+    from cnnprof.timing.isolated import Plan
 
     report = cnnprof.profile("resnet18", batch=8)
     timed = time_report(report, "resnet18", device="cuda", warmup=3, repeats=5, memory=False,

@@ -9,21 +9,15 @@ from typing import Any
 
 import pytest
 import torch
+from graph_fakes import FakeGraphBackend
 from torch import nn
 
 from cnnprof.errors import UsageError
 from cnnprof.timing import checks
 from cnnprof.timing.clocks import FakeClock
-from cnnprof.timing.graphs import (
-    Call,
-    FakeGraphBackend,
-    Measured,
-    Plan,
-    choose_count,
-    combine,
-    measure_call,
-    record_calls,
-)
+from cnnprof.timing.graph_capture import Call, Measured
+from cnnprof.timing.graphs import combine
+from cnnprof.timing.isolated import Plan, choose_count, measure_call, record_calls
 from cnnprof.timing.timer import TimerResult, module_names
 
 MS = 1e-3
@@ -430,7 +424,7 @@ def test_costly_marks_are_split_over_contiguous_variants_and_compensated() -> No
 
 
 def test_marks_that_change_between_captures_are_refused() -> None:
-    from cnnprof.timing.graphs import CaptureError
+    from cnnprof.timing.graph_capture import CaptureError
     from cnnprof.timing.ingraph import ClockWatch, MarkPlan, run_in_graph
 
     clock = FakeClock(per_record_s=1 * MS)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnprof.errors import BudgetFileError, UsageError
-from cnnprof.render.units import UnitError, ceil_quantity, format_quantity, parse_quantity
+from cnnprof.units import UnitError, ceil_quantity, format_quantity, parse_quantity
 
 if TYPE_CHECKING:
     from cnnprof.report import Report

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cnnprof.budget import METRICS, Measured, ModelBudget, judge, values_of
 from cnnprof.budget_run import latency_s
-from cnnprof.render.units import UnitError, parse_quantity
+from cnnprof.units import UnitError, parse_quantity
 
 if TYPE_CHECKING:
     import torch

@@ -191,7 +191,7 @@ def timing_lines(report: Report) -> list[str]:
     return parts
 
 
-# -- torchstat's table (``--columns torchstat``; values from cnnprof.compat.torchstat) -----
+# -- torchstat's table (``--columns torchstat``; values from cnnprof.counting.torchstat) -----
 
 
 def _ts_value(r: LayerRecord, key: str) -> object:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from cnnprof.report import COST_FIELDS
 
 if TYPE_CHECKING:
-    from cnnprof.render.formats import RenderOptions
+    from cnnprof.render.options import RenderOptions
     from cnnprof.report import Report
 
 HEADER = ("name", "type", "depth", "is_leaf", "calls", "input_shapes", "output_shapes",

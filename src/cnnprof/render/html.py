@@ -12,7 +12,7 @@ from cnnprof.render.columns import COLUMNS, Column, resolve_columns
 from cnnprof.render.table import caption, footnotes, visible_layers
 
 if TYPE_CHECKING:
-    from cnnprof.render.formats import RenderOptions
+    from cnnprof.render.options import RenderOptions
     from cnnprof.report import Report
 
 _CSS = """

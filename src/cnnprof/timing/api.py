@@ -24,7 +24,9 @@ from cnnprof.inputs import FLOAT_DTYPES, InputSpec, make_tensors, parse_dtype, t
 from cnnprof.report import LayerRecord, Report
 from cnnprof.timing import roofline
 from cnnprof.timing.clocks import Clock, clock_for
-from cnnprof.timing.graphs import CudaGraphBackend, GraphBackend, GraphResult, Plan
+from cnnprof.timing.graph_capture import CudaGraphBackend, GraphBackend
+from cnnprof.timing.graphs import GraphResult
+from cnnprof.timing.isolated import Plan
 from cnnprof.timing.kernels import KernelStats, profile_kernels
 from cnnprof.timing.memory import MemoryResult, measure_memory
 from cnnprof.timing.stats import Summary, median, summarize
@@ -171,7 +173,8 @@ def _graph_pass(module: torch.nn.Module, call: Callable[[], Any], device: str,
                 backend: GraphBackend | None, plan: Plan | None, marks: Any,
                 schedule: Schedule, eager: TimerResult, batch: int,
                 progress: Progress | None, stretches: StretchPlan) -> GraphResult:
-    from cnnprof.timing.graphs import CaptureError, run_graph_pass
+    from cnnprof.timing.graph_capture import CaptureError
+    from cnnprof.timing.graphs import run_graph_pass
     from cnnprof.timing.ingraph import OpsWatch, event_clock_factory
 
     named = module_names(module)
