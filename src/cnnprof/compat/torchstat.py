@@ -353,8 +353,8 @@ def annotate_torchstat(
     report's own timing (``--time``), ``durations`` (seconds per layer name), or a CPU
     ``perf_counter`` pass on ``model`` or on the zoo model rebuilt (``measure=False`` skips).
     """
-    timed = {layer.name: float(layer.time["median_s"]) for layer in report.layers
-             if _module_leaf(layer) and layer.time and layer.time.get("median_s") is not None}
+    timed = {layer.name: layer.time.median_s for layer in report.layers
+             if _module_leaf(layer) and layer.time is not None}
     source: str | None = None
     why: str | None = None
     if timed:
