@@ -42,8 +42,11 @@ def check_options(*, time: bool, device: str, batches: list[int], warmup: int | 
 
     if graphs:  # --graphs implies --time; it replays CUDA graphs of an eval forward
         named = parse(device)
-        if named is None or not named.is_cuda:
-            raise UsageError(f"--graphs needs --device cuda, got --device {device}",
+        if named is None:  # auto: the GPU if there is one
+            named = for_timing(device)
+        if not named.is_cuda:
+            raise UsageError(f"--graphs needs --device cuda, got --device {device}"
+                             + (f" ({named.reason})" if named.reason else ""),
                              hint="CUDA graphs exist only on NVIDIA GPUs; on the CPU plain "
                                   "--time has no launch gaps to remove")
         if mode.strip().lower() == "train":
