@@ -9,9 +9,11 @@
 
 from __future__ import annotations
 
-import doctest
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,24 +39,39 @@ def _python_docs() -> list[str]:
             if (ROOT / name).exists() and any(lang == "python" for lang, _ in _blocks(name))]
 
 
-@pytest.mark.parametrize("name", _python_docs())
-def test_python_examples(name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code = [body for lang, body in _blocks(name) if lang == "python"]
-    doctests = [body for body in code if body.lstrip().startswith(">>>")]
-    for body in code:
-        if body not in doctests:
-            exec(compile(body, f"{name} example", "exec"), {"__name__": "__readme__"})
-    if not doctests:
-        return
-    parser = doctest.DocTestParser()
-    test = parser.get_doctest("\n".join(doctests), {"__name__": "__readme__"}, name, name, 0)
-    assert test.examples, name
+#: runs one document's examples in a fresh interpreter: the peers' examples patch torch and
+#: module classes process-wide (torchstat never restores ``__call__``), which must not leak
+#: into the other tests of this worker
+_RUNNER = """
+import doctest, sys
+name, blocks = sys.argv[1], sys.stdin.read().split("\\0")
+for body in blocks:
+    if not body.lstrip().startswith(">>>"):
+        exec(compile(body, name + " example", "exec"), {"__name__": "__readme__"})
+tests = "\\n".join(b for b in blocks if b.lstrip().startswith(">>>"))
+if tests:
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    report: list[str] = []
-    runner.run(test, out=report.append)
+    test = doctest.DocTestParser().get_doctest(tests, {"__name__": "__readme__"}, name, name, 0)
+    runner.run(test, out=sys.stderr.write)
     result = runner.summarize(verbose=False)
-    capsys.readouterr()
-    assert result.failed == 0, "\n".join(report)
+    print(result.attempted, result.failed)
+    sys.exit(1 if result.failed else 0)
+print(0, 0)
+"""
+
+
+@pytest.mark.parametrize("name", _python_docs())
+def test_python_examples(name: str) -> None:
+    code = [body for lang, body in _blocks(name) if lang == "python"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run([sys.executable, "-c", _RUNNER, name], input="\0".join(code),
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=900,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-8000:]
+    attempted, failed = (int(v) for v in done.stdout.split()[-2:])
+    assert failed == 0 and attempted >= sum(body.count(">>>") for body in code
+                                            if body.lstrip().startswith(">>>"))
 
 
 def _shell_examples() -> list[tuple[str, str, str | None]]:
