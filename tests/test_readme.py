@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ["README.md", "docs/api.md", "docs/coming-from.md"]
+DOCS = ["README.md", "docs/api.md", "docs/coming-from.md", "docs/timing.md"]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 
 #: shell commands the test does not run, and why

@@ -54,7 +54,8 @@ def register(app: typer.Typer) -> None:
                                      "the model, loaded on cpu/cuda. Plain tensors only."),
         # --- timing (--time; see docs/timing.md and cnnprof.timing.cli) ----------------------
         time_: bool = typer.Option(False, "--time", help="Also time every layer on --device "
-                                   "(cpu or cuda): medians, self times, memory, roofline."),
+                                   "(cpu or cuda; auto: the GPU if there is one, else the "
+                                   "CPU): medians, self times, memory, roofline."),
         warmup: int = typer.Option(None, "--warmup", min=0, help="Untimed iterations first "
                                    "(default 10 on CUDA, 2 on CPU)."),
         repeats: int = typer.Option(None, "--repeats", min=1, help="Timed iterations "
