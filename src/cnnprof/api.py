@@ -18,6 +18,7 @@ from cnnprof.errors import (
     UsageError,
     first_line,
 )
+from cnnprof.guard import UserCodeExit
 from cnnprof.inputs import (
     FLOAT_DTYPES,
     InputSpec,
@@ -274,7 +275,8 @@ def _describe_failure(
     from cnnprof.inspect_inputs import Prober, suggest
 
     def hint(detail: str) -> tuple[str, dict[str, Any]] | None:
-        if not specs or needs_real_values(run.error or Exception()):
+        if (not specs or needs_real_values(run.error or Exception())
+                or isinstance(run.error, UserCodeExit)):  # no input size makes it return
             return None
         arguments = entry.arguments if entry is not None else None
         with Prober(model, batch=batch, train=mode == "train", arguments=arguments) as prober:
@@ -336,9 +338,11 @@ def _count(
         args = tuple(tensors_on(dev))
         current = _model_device(model)
         if current == dev and cast is None and weights is None:
-            return run_observed(model, lambda: model(*args), train=train,
-                                registry=registry, backward=backward), model, dev
-        stand_ins = meta_stand_ins(model, dev)
+            # the instance's own parameters, but copies of its buffers: a forward in train mode
+            # updates BatchNorm statistics and spectral norm's u/v in place
+            stand_ins = {name: b.clone() for name, b in model.named_buffers()}
+        else:
+            stand_ins = meta_stand_ins(model, dev)
         if weights is not None:
             stand_ins.update(weight_stand_ins(model, *weights, dev))
         if cast is not None:
@@ -371,6 +375,8 @@ CPU_RETRY_LIMIT_BYTES = 2 * 1024**3
 
 
 def _may_retry_on_cpu(error: BaseException, model: torch.nn.Module) -> bool:
+    if isinstance(error, UserCodeExit):
+        return False  # it exits on any device
     if needs_real_values(error):
         return True
     size = sum(p.numel() * p.element_size() for p in model.parameters())
