@@ -211,3 +211,14 @@ def test_timed_gpu_reports_round_trip_byte_for_byte(path: Path) -> None:
     for before, after in zip(data["layers"], out["layers"], strict=True):
         for key in ("time", "memory", "roofline", "kernels"):
             assert json.dumps(before.get(key)) == json.dumps(after.get(key)), (before["name"], key)
+
+
+def test_dataframe_backward_columns_are_nullable_integers() -> None:
+    report = cnnprof.profile("lenet", backward=True)
+    frame = report.to_dataframe()
+    assert str(frame["backward_macs"].dtype) == "Int64"
+    root = report.root.backward
+    assert root is not None and int(frame.loc[0, "backward_macs"]) == root.macs
+    # a report read back from JSON gives the same frame
+    again = Report.from_json(report.to_json()).to_dataframe()
+    assert again.equals(frame)

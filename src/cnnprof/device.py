@@ -81,7 +81,7 @@ def parse(text: str | Device) -> Device | None:
     return Device(kind, int(index) if index is not None else None)  # type: ignore[arg-type]
 
 
-def check_available(device: Device) -> Device:
+def check_available(device: Device, *, timing: bool = False) -> Device:
     """``device`` when it exists in this process; a one-line ``DeviceError`` when not."""
     if not device.is_cuda:
         return device
@@ -89,7 +89,9 @@ def check_available(device: Device) -> Device:
 
     if not torch.cuda.is_available():
         raise DeviceError(f"--device {device}: no CUDA GPU is available here",
-                          hint="counting needs no GPU: use --device meta (default) or cpu")
+                          hint="time on the CPU: --device cpu, or auto (the default)"
+                          if timing else
+                          "counting needs no GPU: use --device meta (default) or cpu")
     count = torch.cuda.device_count()
     if device.index is not None and device.index >= count:
         raise DeviceError(f"--device {device}: only {count} CUDA device(s) here")
@@ -112,7 +114,7 @@ def for_timing(text: str | Device) -> Device:
 
         raise UsageError("--time needs a real device: the meta device runs no arithmetic",
                          hint="use --device auto, cpu or cuda")
-    return check_available(device)
+    return check_available(device, timing=True)
 
 
 def for_counting(text: str | Device) -> Device | None:
