@@ -109,9 +109,13 @@ def test_every_shell_command_is_run_or_says_why_not() -> None:
                          ids=lambda v: v if isinstance(v, str) and v.startswith("cnnprof")
                          else "")
 def test_shell_examples(name: str, command: str, shown: str | None,
-                        capsys: pytest.CaptureFixture[str]) -> None:
+                        capsys: pytest.CaptureFixture[str],
+                        monkeypatch: pytest.MonkeyPatch) -> None:
     from cnnprof.cli.app import main
 
+    # the outputs shown were printed in a 120-column terminal; pin it (a worker may inherit
+    # another COLUMNS, and a pipe without one gets 200)
+    monkeypatch.setenv("COLUMNS", "120")
     code = main(shlex.split(command)[1:])
     out = capsys.readouterr()
     assert code == 0, f"{name}: {command}\n{out.err}"

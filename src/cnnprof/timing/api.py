@@ -159,7 +159,7 @@ def time_report(
     train = report.mode == "train"
     prepared = _prepare(report, model, device, float_dtype, options.channels_last, model_args,
                         inputs, options.seed, train)
-    clock = clock or clock_for(str(device))
+    clock = clock or clock_for(device)
     module = prepared.module
     call = prepared.make_call(batch)
 
@@ -188,7 +188,7 @@ def time_report(
         if options.kernels:
             if progress is not None:
                 progress("kernels", 0, 1)
-            kstats = profile_kernels(module, call, device=str(device), iterations=KERNEL_ITERATIONS,
+            kstats = profile_kernels(module, call, device=device, iterations=KERNEL_ITERATIONS,
                                      stretches=stretches)
             if progress is not None:
                 progress("kernels", 1, 1)
