@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from cnnprof.guard import seeded_rng, user_code
+from cnnprof.guard import UserCodeExit, seeded_rng, user_code
 from cnnprof.inputs import InputSpec, make_tensors
 from cnnprof.trace.engine import meta_stand_ins, preserved_state
 from cnnprof.trace.structure import shapes_and_dtypes
@@ -103,6 +103,8 @@ class Prober:
                 else:
                     out = torch.func.functional_call(self.model, self._stand_ins, args, kwargs,
                                                      strict=False, tie_weights=True)
+        except UserCodeExit:
+            raise  # the model exits whatever its input: no size is an answer
         except Exception as exc:  # a rejected input is the answer, not a failure
             return Outcome(specs, False, error=first_line(exc))
         return Outcome(specs, True, shapes_and_dtypes(out)[0])

@@ -76,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     silent exit 0.
     """
     global _DEBUG
+    if argv is None:  # the console entry point: this process's stdout is the result's
+        from cnnprof.cli.streams import reserve_stdout
+
+        reserve_stdout()
     args = list(sys.argv[1:] if argv is None else argv)
     _DEBUG = "--debug" in args
     args = [a for a in args if a != "--debug"]
@@ -85,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=args, prog_name="cnnprof", standalone_mode=False)
         code = result if isinstance(result, int) else 0
+        if code == EXIT_INTERRUPTED:  # typer returns Ctrl-C as a silent 130; say so
+            error("interrupted (the model was left as found)")
     except _NO_ARGS_IS_HELP as exc:  # bare `cnnprof`: help, as before
         ctx = getattr(exc, "ctx", None)
         typer.echo(ctx.get_help() if ctx is not None else str(exc), err=True)
@@ -106,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         code = EXIT_INTERRUPTED
     except BrokenPipeError:
         # the reader stopped reading (`cnnprof models | head -1`): not an error of ours
-        _silence_stdout()
+        from cnnprof.cli.streams import discard
+
+        discard(sys.stdout)
         code = 0
     except UserCodeExit as exc:  # reached outside a command's own failure handling
         _print_debug(exc)
@@ -136,19 +144,6 @@ def _try_help(exc: Exception) -> str | None:
     if ctx is None:
         return None
     return f"see: {ctx.command_path} --help"
-
-
-def _silence_stdout() -> None:
-    """After a broken pipe, point stdout at /dev/null so the interpreter's final flush does
-    not fail again with 'Exception ignored ... BrokenPipeError'."""
-    import os
-
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 def debug_enabled() -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from cnnprof.errors import ModelLoadError, UsageError
+from cnnprof.errors import ModelCodeError, ModelLoadError, UsageError
 from cnnprof.guard import UserCodeExit, user_code
 from cnnprof.inputs import InputSpec, parse_input_spec
 from cnnprof.zoo.base import ZooEntry
@@ -54,7 +54,7 @@ def _load_file(path: Path) -> tuple[ModuleType, str]:
     try:
         compile(source, str(path), "exec")
     except SyntaxError as exc:
-        raise ModelLoadError(
+        raise ModelCodeError(
             f"syntax error in {path} line {exc.lineno}: {exc.msg}"
         ) from None
     module_name = f"cnnprof_user_{abs(hash(str(path.resolve())))}"
@@ -75,10 +75,10 @@ def _load_file(path: Path) -> tuple[ModuleType, str]:
             spec.loader.exec_module(module)
     except UserCodeExit as exc:
         sys.modules.pop(module_name, None)
-        raise ModelLoadError(str(exc), hint=_said(errors.getvalue())) from exc
+        raise ModelCodeError(str(exc), hint=_said(errors.getvalue())) from exc
     except Exception as exc:
         sys.modules.pop(module_name, None)
-        raise ModelLoadError(
+        raise ModelCodeError(
             f"importing {path} raised {type(exc).__name__}: {_first_line(exc)}",
             hint=_said(errors.getvalue()),
         ) from exc
@@ -125,9 +125,9 @@ def entry(spec: str, kwargs: dict[str, Any]) -> ZooEntry:
         except ImportError as exc:
             raise ModelLoadError(f"cannot import module {target!r}: {_first_line(exc)}") from None
         except UserCodeExit as exc:
-            raise ModelLoadError(str(exc)) from None
+            raise ModelCodeError(str(exc)) from None
         except Exception as exc:
-            raise ModelLoadError(
+            raise ModelCodeError(
                 f"importing {target!r} raised {type(exc).__name__}: {_first_line(exc)}"
             ) from None
         source = "module"
@@ -148,11 +148,11 @@ def entry(spec: str, kwargs: dict[str, Any]) -> ZooEntry:
             with user_code(f"{attr}({_fmt(kwargs)})"):
                 model = factory_obj(**kwargs)
         except UserCodeExit as exc:
-            raise ModelLoadError(str(exc)) from exc
+            raise ModelCodeError(str(exc)) from exc
         except TypeError as exc:
-            raise ModelLoadError(f"{attr}({_fmt(kwargs)}) failed: {_first_line(exc)}") from exc
+            raise ModelCodeError(f"{attr}({_fmt(kwargs)}) failed: {_first_line(exc)}") from exc
         except Exception as exc:
-            raise ModelLoadError(
+            raise ModelCodeError(
                 f"{attr}({_fmt(kwargs)}) raised {type(exc).__name__}: {_first_line(exc)}"
             ) from exc
         if not isinstance(model, torch.nn.Module):
