@@ -233,8 +233,8 @@ def _descendant_leaves(report: Report, index: int) -> Iterator[LayerRecord]:
 
 def timed_durations(report: Report) -> dict[str, float]:
     """Leaf seconds from the report's own timing (``--time``); empty when it has none."""
-    return {layer.name: float(layer.time["median_s"]) for layer in report.layers
-            if module_leaf(layer) and layer.time and layer.time.get("median_s") is not None}
+    return {layer.name: float(layer.time.median_s) for layer in report.layers
+            if module_leaf(layer) and layer.time is not None}
 
 
 def annotate(report: Report, durations: dict[str, float] | None = None,

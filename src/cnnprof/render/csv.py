@@ -36,7 +36,7 @@ def render(report: Report, options: RenderOptions) -> str:
             layer.trainable_params, layer.param_bytes, *(getattr(layer, f) for f in COST_FIELDS),
         ]
         if timed:
-            time = layer.time or {}
-            row.extend("" if time.get(k) is None else repr(float(time[k])) for k in TIME_HEADER)
+            time = layer.time
+            row.extend("" if time is None else repr(float(getattr(time, k))) for k in TIME_HEADER)
         writer.writerow(row)
     return buffer.getvalue()
