@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             error("interrupted (the model was left as found)")
     except click_errors.ClickException as exc:
         code = _usage_error(exc)
-    except click_errors.Abort:
+    except typer.Abort:
         error("interrupted")
         code = EXIT_INTERRUPTED
     except SystemExit as exit_:

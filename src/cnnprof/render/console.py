@@ -1,18 +1,41 @@
-"""One way to make a Rich console, so every command treats pipes and NO_COLOR alike."""
+"""One way to make a Rich console, so every command treats pipes and NO_COLOR alike.
+
+Rich is imported inside the functions: ``terminal_width`` serves commands that print plain
+text without it (``cnnprof models``).
+"""
 
 from __future__ import annotations
 
 import io
 import os
+import shutil
 import sys
+from typing import TYPE_CHECKING
 
-from rich.console import Console, RenderableType
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
 
 #: Width used when output is piped and COLUMNS is unset: Rich's 80 would wrap every shape.
 PIPE_WIDTH = 200
 
 
+def terminal_width(width: int | None = None, *, stderr: bool = False) -> int:
+    """The width to print at: ``width`` when given, else COLUMNS, the terminal's, or
+    :data:`PIPE_WIDTH` for a pipe (what :func:`make_console` would use)."""
+    if width is not None:
+        return width
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    stream = sys.stderr if stderr else sys.stdout
+    if not stream.isatty():
+        return PIPE_WIDTH
+    return shutil.get_terminal_size().columns
+
+
 def make_console(width: int | None = None, *, stderr: bool = False) -> Console:
+    from rich.console import Console
+
     stream = sys.stderr if stderr else sys.stdout
     if width is None and not stream.isatty() and "COLUMNS" not in os.environ:
         width = PIPE_WIDTH
@@ -23,6 +46,8 @@ def make_console(width: int | None = None, *, stderr: bool = False) -> Console:
 def plain_text(*renderables: RenderableType, width: int) -> str:
     """What a console of ``width`` columns would print, without colour or terminal codes:
     the one way files, ``--format table`` text and assertion messages are rendered."""
+    from rich.console import Console
+
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, no_color=True, force_terminal=False,
                       highlight=False)

@@ -4,22 +4,13 @@ architectures, a user's ``file.py:Class`` or ``package.module:factory``."""
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 from typing import Any
 
 from cnnprof.errors import ModelLoadError, UnknownModelError, UsageError
+from cnnprof.listing import ListedModel
 from cnnprof.zoo.base import ZooEntry
 
 __all__ = ["ListedModel", "ZooEntry", "list_models", "resolve"]
-
-
-@dataclass(frozen=True)
-class ListedModel:
-    name: str
-    source: str
-    task: str
-    default_input: str
-    description: str
 
 
 def _timm_entry(name: str, kwargs: dict[str, Any]) -> ZooEntry:
@@ -74,21 +65,7 @@ def resolve(spec: str, kwargs: dict[str, Any] | None = None) -> ZooEntry:
 
 
 def list_models(filter_text: str | None = None) -> list[ListedModel]:
-    from cnnprof.zoo import classic, torchvision_zoo
+    """What ``cnnprof models`` lists (from the static listing: cnnprof.listing)."""
+    from cnnprof.listing import list_models as listed
 
-    rows: list[ListedModel] = []
-    for name in classic.ENTRIES:
-        e = classic.entry(name, {})
-        rows.append(ListedModel(name, "classic", e.task, _fmt_inputs(e), e.description))
-    for name in torchvision_zoo.names():
-        e = torchvision_zoo.entry(name)
-        rows.append(ListedModel(name, "torchvision", e.task, _fmt_inputs(e), e.description))
-    if filter_text:
-        needle = filter_text.lower()
-        rows = [r for r in rows if needle in r.name.lower() or needle in r.task.lower()
-                or needle in r.source.lower()]
-    return rows
-
-
-def _fmt_inputs(entry: ZooEntry) -> str:
-    return ", ".join(str(s) for s in entry.default_inputs)
+    return listed(filter_text)
