@@ -31,6 +31,7 @@ from cnnprof.inputs import (
 from cnnprof.report import ModelInfo, Report, TensorInfo
 from cnnprof.trace.build import freeze, model_totals
 from cnnprof.trace.engine import TraceRun, meta_stand_ins, needs_real_values, run_observed
+from cnnprof.trace.lazy import lazy_modules, materialise
 from cnnprof.trace.stand_ins import call_with
 from cnnprof.weights import apply as apply_weights
 from cnnprof.weights import load_state_dict
@@ -213,7 +214,7 @@ def _auto_device(entry: ZooEntry | None, instance: torch.nn.Module | None,
     """``device="auto"`` (rules and measurements: cnnprof.device_choice, docs/performance.md)."""
     from cnnprof.device_choice import choose, meta_started
 
-    if entry is not None or instance is None or meta_started():
+    if entry is not None or instance is None or meta_started() or lazy_modules(instance):
         # a spec always counts on meta (built without initialising weights; the same JSON on
         # every machine); zoo entries that need the CPU say so themselves (entry.meta_ok)
         return "meta"
@@ -302,6 +303,12 @@ def _count(
         if entry is not None:
             model, build_notes = entry.build(dev)
             actual = _model_device(model) or dev
+            lazy = lazy_modules(model)
+            if lazy:  # a first forward shapes them, outside the trace
+                lazy_args, lazy_kwargs = entry.arguments(tensors_on(actual))
+                model = materialise(model, actual, lambda m: m(*lazy_args, **lazy_kwargs),
+                                    copy=False)
+                notes.append(_lazy_note(lazy, actual, copy=False))
             if cast is not None:
                 model = model.to(cast)
             notes.extend(build_notes)
@@ -313,6 +320,10 @@ def _count(
         assert instance is not None
         model = instance
         args = tuple(tensors_on(dev))
+        lazy = lazy_modules(model)
+        if lazy:  # shaped by a first forward on a copy: the user's instance stays lazy
+            model = materialise(model, dev, lambda m: m(*args), copy=True)
+            notes.append(_lazy_note(lazy, dev, copy=True))
         current = _model_device(model)
         if current == dev and cast is None and weights is None:
             return run_observed(model, lambda: model(*args), train=train,
@@ -342,6 +353,13 @@ def _count(
         if needs_real_values(run.error):
             return retry, retry_model, retry_used  # the real error, not the meta artefact
     return run, model, used
+
+
+def _lazy_note(names: list[str], device: str, *, copy: bool) -> str:
+    shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+    return (f"{len(names)} lazy module(s) ({shown}) materialised on {device} by a first "
+            + ("forward of a copy before counting (your instance stays lazy)" if copy
+               else "forward before counting"))
 
 
 #: Models whose parameters exceed this are not materialised on the CPU to retry a failed
