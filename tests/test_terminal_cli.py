@@ -133,3 +133,14 @@ def test_explicit_meta_is_honoured_or_refused(cli: Cli, tmp_path: Path) -> None:
     assert auto.code == 0 and "counted on the CPU instead" in auto.out
     honoured = cli("lenet", "--device", "meta", "-f", "json")
     assert honoured.code == 0 and '"device": "meta"' in honoured.out
+
+
+def test_readme_install_lines_and_ci_agree() -> None:
+    root = Path(__file__).parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    ci = (root / ".ci" / "run").read_text(encoding="utf-8")
+    assert "\npip install .\n" in readme and "\npip install -e '.[dev]'\n" in readme
+    assert "--index-url https://download.pytorch.org/whl/cpu" in readme
+    assert "-m pip install -q .\n" in ci and "-m pip install -q -e '.[dev]'\n" in ci
+    test_command = readme.split("## Run the tests", 1)[1].split("```bash\n", 1)[1].split("\n")[0]
+    assert ci.rstrip().splitlines()[-1] == test_command
