@@ -133,3 +133,15 @@ def test_footnotes_keep_numbers_with_units() -> None:
     assert "102 MB" in wrapped[1] and any("MACs 4.09 G" in w for w in wrapped)
     prose = "Eager: end-to-end median 3.21 ms with hooks, 2.9 ms without (hook overhead +10.7%)"
     assert all("ms" not in w.split()[0:1] for w in table.wrap_line(prose, 30).splitlines())
+
+
+@pytest.mark.parametrize("width", [60, 100, 200])
+@pytest.mark.parametrize("argv", [["shapes", "alexnet"], ["inputs", "lenet", "--max", "64"],
+                                  ["lenet", "--columns", "all"], ["lenet", "--backward"]])
+def test_other_commands_fit(argv: list[str], width: int, monkeypatch: pytest.MonkeyPatch,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("COLUMNS", str(width))
+    main(argv)
+    out = capsys.readouterr().out
+    _assert_fits(out, width, {"Conv2d", "MaxPool2d", "AdaptiveAvgPool2d", "Sequential"})
+    assert not re.search(r"\[[^\]]*\n", out)  # a bracketed shape is never split

@@ -10,8 +10,6 @@ only a layer name may end in ``…`` when nothing else is left to take away.
 
 from __future__ import annotations
 
-import re
-import textwrap
 from dataclasses import dataclass
 
 from rich import box
@@ -22,6 +20,7 @@ from rich.text import Text
 
 from cnnprof.render import units
 from cnnprof.render.columns import Column, default_preset, resolve_columns, timing_lines
+from cnnprof.render.text import wrap_words
 from cnnprof.report import LayerRecord, Report
 
 #: columns a narrow table hides first (what another column or a footnote already says, or
@@ -211,11 +210,6 @@ def footnotes(report: Report) -> list[str]:
     return out
 
 
-#: a number and its unit stay on one line ("4.09 G", "102 MB", "3.2 ms")
-_NUMBER_UNIT = re.compile(r"(?<=\d) (?=(?:[KMGT]|[KMGT]?B|[mµun]?s|GB/s|%)(?![\w]))")
-_GLUE = "\u00a0"  # textwrap splits on ASCII whitespace only
-
-
 def wrap_line(line: str, width: int | None) -> str:
     """``line`` wrapped to ``width`` between words, preferring the `` · `` between facts,
     never between a number and its unit nor inside a word (a long word gets a line)."""
@@ -232,11 +226,9 @@ def wrap_line(line: str, width: int | None) -> str:
             out.append(current)
         current = part
         if cell_len(part) > width:  # one fact longer than the line: between its words
-            glued = _NUMBER_UNIT.sub(_GLUE, part)
-            pieces = textwrap.wrap(glued, width, break_long_words=False,
-                                   break_on_hyphens=False) or [""]
-            out.extend(p.replace(_GLUE, " ") for p in pieces[:-1])
-            current = pieces[-1].replace(_GLUE, " ")
+            pieces = wrap_words(part, width)
+            out.extend(pieces[:-1])
+            current = pieces[-1]
     out.append(current)
     return "\n".join(out)
 
