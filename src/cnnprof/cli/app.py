@@ -11,13 +11,15 @@ import traceback
 
 import typer
 
-try:  # typer >= 0.22 vendors click: its errors are typer._click's, not click's
-    from typer._click import exceptions as click_errors
-except ImportError:  # pragma: no cover - older typer runs on click itself
-    from click import exceptions as click_errors  # type: ignore[no-redef]
-
 from cnnprof.console_encoding import make_streams_safe
-from cnnprof.errors import EXIT_INTERRUPTED, EXIT_USAGE, CnnprofError, named_line
+from cnnprof.errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    CnnprofError,
+    named_line,
+)
+from cnnprof.guard import UserCodeExit, describe_exit
 
 app = typer.Typer(
     name="cnnprof",
@@ -36,9 +38,18 @@ app = typer.Typer(
 )
 
 _DEBUG = False
-#: click >= 8.2 raises this (a UsageError whose message is the help) for a bare `cnnprof`
-_NO_ARGS_IS_HELP: tuple[type[Exception], ...] = tuple(
-    cls for cls in (getattr(click_errors, "NoArgsIsHelpError", None),) if cls is not None)
+
+# click's exception classes, wherever this typer takes click from (newer typers vendor it as
+# typer._click): found through the public typer.BadParameter's bases
+_CLICK_ERROR: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_NO_ARGS_IS_HELP: type[Exception] = getattr(
+    sys.modules[_CLICK_ERROR.__module__], "NoArgsIsHelpError", type("_Never", (Exception,), {}))
+
+
+#: the environment variable a completion script sets when it asks cnnprof for candidates
+COMPLETE_VAR = "_CNNPROF_COMPLETE"
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
 
 
 def _version(value: bool) -> None:
@@ -47,11 +58,6 @@ def _version(value: bool) -> None:
 
         typer.echo(f"cnnprof {__version__}")
         raise typer.Exit()
-
-
-#: the environment variable a completion script sets when it asks cnnprof for candidates
-COMPLETE_VAR = "_CNNPROF_COMPLETE"
-SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
 
 
 def _shell(value: str) -> str:
@@ -121,29 +127,25 @@ def error(message: str) -> None:
     typer.echo(f"cnnprof: error: {message}", err=True)
 
 
-def _usage_error(exc: click_errors.ClickException) -> int:
-    """click's own errors (a bad option value, an extra argument, an unknown option) in the
-    one-line style of every other error, with where to read more."""
-    if isinstance(exc, _NO_ARGS_IS_HELP):  # bare `cnnprof`: the help, as click shows it
-        exc.show()
-        return exc.exit_code
-    message = " ".join(exc.format_message().split())
-    ctx = getattr(exc, "ctx", None)
-    command = ctx.command_path if ctx is not None else "cnnprof"
-    if isinstance(exc, click_errors.UsageError):
-        message += f" (try: {command} --help)"
-    error(message)
-    return exc.exit_code
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point. Returns (and exits with) the process exit code."""
+    """Console entry point. Returns (and exits with) the process exit code.
+
+    Click runs with ``standalone_mode=False``, so its own exits come back as return values
+    and exceptions: a ``SystemExit`` that still reaches this function was raised by code
+    cnnprof ran for the user (a model's forward, a peer counter) outside the guard that
+    normally catches it (cnnprof.guard), and it is the model's failure (exit 1), never a
+    silent exit 0.
+    """
     global _DEBUG
-    make_streams_safe()
+    make_streams_safe()  # an ASCII terminal gets ASCII spellings, not UnicodeEncodeError
     if os.environ.get(COMPLETE_VAR):  # a completion script asking for candidates
         from typer._completion_classes import completion_init
 
         completion_init()  # typer's bash/zsh/fish/powershell answer formats
+    if argv is None:  # the console entry point: this process's stdout is the result's
+        from cnnprof.cli.streams import reserve_stdout
+
+        reserve_stdout()
     args = list(sys.argv[1:] if argv is None else argv)
     _DEBUG = "--debug" in args
     args = [a for a in args if a != "--debug"]
@@ -151,20 +153,19 @@ def main(argv: list[str] | None = None) -> int:
         args = ["profile", *args]
     code = 0
     try:
-        # standalone_mode=False: click's errors come here, to be said in one line
         result = app(args=args, prog_name="cnnprof", standalone_mode=False)
-        code = result if isinstance(result, int) else 0  # typer.Exit(n) returns n
-        if code == EXIT_INTERRUPTED:  # click turned Ctrl-C into Exit(130); say so
-            error("interrupted (the model was left as found)")
-    except click_errors.ClickException as exc:
-        code = _usage_error(exc)
-    except typer.Abort:
-        error("interrupted")
+        code = result if isinstance(result, int) else 0
+    except _NO_ARGS_IS_HELP as exc:  # bare `cnnprof`: help, as before
+        ctx = getattr(exc, "ctx", None)
+        typer.echo(ctx.get_help() if ctx is not None else str(exc), err=True)
+        code = EXIT_USAGE
+    except _CLICK_ERROR as exc:  # click's own usage errors: one line
+        hint = _try_help(exc)
+        error(exc.format_message() + (f" ({hint})" if hint else ""))  # type: ignore[attr-defined]
+        code = getattr(exc, "exit_code", EXIT_USAGE) or EXIT_USAGE
+    except typer.Abort:  # click's form of Ctrl-C
+        error("interrupted (the model was left as found)")
         code = EXIT_INTERRUPTED
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-        if code == EXIT_INTERRUPTED:  # click turned Ctrl-C into a silent exit; say so
-            error("interrupted (the model was left as found)")
     except CnnprofError as exc:
         if _DEBUG:
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
@@ -173,14 +174,40 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         error("interrupted")
         code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader stopped reading (`cnnprof models | head -1`): not an error of ours
+        from cnnprof.cli.streams import discard
+
+        discard(sys.stdout)
+        code = 0
+    except UserCodeExit as exc:  # reached outside a command's own failure handling
+        _print_debug(exc)
+        error(f"{exc} (run with --debug for the traceback)")
+        code = EXIT_FAILURE
     except Exception as exc:  # a bug in cnnprof or an unforeseen model error: one line
-        if _DEBUG:
-            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        _print_debug(exc)
         error(f"{named_line(exc)} (run with --debug for the traceback)")
-        code = EXIT_USAGE if isinstance(exc, (ValueError, TypeError)) else 1
+        code = EXIT_USAGE if isinstance(exc, (ValueError, TypeError)) else EXIT_FAILURE
+    except BaseException as exc:  # SystemExit, GeneratorExit, ... from code run for a model
+        _print_debug(exc)
+        error(f"code run for the model {describe_exit(exc)} "
+              "(run with --debug for the traceback)")
+        code = EXIT_FAILURE
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _print_debug(exc: BaseException) -> None:
+    if _DEBUG:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+
+
+def _try_help(exc: Exception) -> str | None:
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        return None
+    return f"see: {ctx.command_path} --help"
 
 
 def debug_enabled() -> bool:

@@ -19,11 +19,23 @@ if TYPE_CHECKING:
 PIPE_WIDTH = 200
 
 
+#: Narrower than this, no table is readable (and 0 printed nothing at all).
+MIN_WIDTH = 20
+
+
+def _checked(width: int) -> int:
+    if width < MIN_WIDTH:
+        from cnnprof.errors import UsageError
+
+        raise UsageError(f"--width {width}: too narrow", hint=f"at least {MIN_WIDTH} columns")
+    return width
+
+
 def terminal_width(width: int | None = None, *, stderr: bool = False) -> int:
     """The width to print at: ``width`` when given, else COLUMNS, the terminal's, or
     :data:`PIPE_WIDTH` for a pipe (what :func:`make_console` would use)."""
     if width is not None:
-        return width
+        return _checked(width)
     columns = os.environ.get("COLUMNS", "")
     if columns.isdigit() and int(columns) > 0:
         return int(columns)
@@ -36,6 +48,8 @@ def terminal_width(width: int | None = None, *, stderr: bool = False) -> int:
 def make_console(width: int | None = None, *, stderr: bool = False) -> Console:
     from rich.console import Console
 
+    if width is not None:
+        _checked(width)
     stream = sys.stderr if stderr else sys.stdout
     if width is None and not stream.isatty() and "COLUMNS" not in os.environ:
         width = PIPE_WIDTH
