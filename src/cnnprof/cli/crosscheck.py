@@ -175,9 +175,9 @@ def print_comparison(result: Any, console: Any, *, show_all: bool = False) -> No
     rows = [row for row in result.layers if show_all or not row["agree"]]
     headers = {"layer": "Layer", "type": "Type", "cnnprof_macs": "cnnprof MACs",
                "thop": "thop", "fvcore": "fvcore", "torchstat_flops": "torchstat Flops"}
-    cells = {key: [row[key] if key in ("layer", "type") else _num(row[key]) for row in rows]
-             for key in headers}
-    fixed = {key: _widest(header, *cells[key]) for key, header in headers.items()}
+    columns = {key: [row[key] if key in ("layer", "type") else _num(row[key]) for row in rows]
+               for key in headers}
+    fixed = {key: _widest(header, *columns[key]) for key, header in headers.items()}
     reasons = [", ".join(why.get(row["layer"], [])) or "agree" for row in rows]
     shown = list(headers)
     hidden: list[str] = []
@@ -205,7 +205,7 @@ def print_comparison(result: Any, console: Any, *, show_all: bool = False) -> No
     if with_why:
         layers.add_column("Why they differ", overflow="fold")
     for index, _row in enumerate(rows):
-        layers.add_row(*(cells[key][index] for key in shown),
+        layers.add_row(*(columns[key][index] for key in shown),
                        *([reasons[index]] if with_why else []))
     if rows:
         console.print(layers)

@@ -19,7 +19,8 @@ from torch.nn.parameter import UninitializedBuffer, UninitializedParameter, is_l
 def lazy_modules(model: torch.nn.Module) -> list[str]:
     """Names of the modules whose parameters or buffers are not materialised yet."""
     return [name or type(module).__name__ for name, module in model.named_modules()
-            if isinstance(module, LazyModuleMixin) and module.has_uninitialized_params()]
+            if isinstance(module, LazyModuleMixin)
+            and module.has_uninitialized_params()]  # type: ignore[misc]
 
 
 def materialise(model: torch.nn.Module, device: str, forward: Callable[[torch.nn.Module], Any],
@@ -31,27 +32,28 @@ def materialise(model: torch.nn.Module, device: str, forward: Callable[[torch.nn
     uninitialised, for the forward to shape."""
     slots: list[tuple[str, str, bool, torch.dtype, bool]] = []
     placeholders: dict[int, Any] = {}
-    for path, module in model.named_modules():
+    for path, module in model.named_modules():  # module: an nn.Module, lazy or not
         if not isinstance(module, LazyModuleMixin):
             continue
-        for is_param, table in ((True, module._parameters), (False, module._buffers)):
+        module = model.get_submodule(path)  # typed as the nn.Module it also is
+        tables: tuple[tuple[bool, dict[str, Any]], ...] = (
+            (True, module._parameters), (False, module._buffers))
+        for is_param, table in tables:
             for name, value in table.items():
                 if value is not None and is_lazy(value):
                     slots.append((path, name, is_param, value.dtype, value.requires_grad))
                     placeholders[id(value)] = torch.empty(0)
     target = copy_module.deepcopy(model, placeholders) if copy else model
     for path, name, is_param, _, _ in slots:  # out of the way of .to()
-        table = target.get_submodule(path)._parameters if is_param else \
-            target.get_submodule(path)._buffers
-        table[name] = None
+        owner: Any = target.get_submodule(path)
+        (owner._parameters if is_param else owner._buffers)[name] = None
     target.to(device)
     for path, name, is_param, dtype, requires_grad in slots:
-        module = target.get_submodule(path)
-        if is_param:
-            module._parameters[name] = UninitializedParameter(
-                requires_grad=requires_grad, device=device, dtype=dtype)
-        else:
-            module._buffers[name] = UninitializedBuffer(device=device, dtype=dtype)
+        owner = target.get_submodule(path)
+        factory: Any = UninitializedParameter if is_param else UninitializedBuffer
+        made = (factory(requires_grad=requires_grad, device=device, dtype=dtype) if is_param
+                else factory(device=device, dtype=dtype))
+        (owner._parameters if is_param else owner._buffers)[name] = made
     with torch.no_grad():
         forward(target)
     return target
