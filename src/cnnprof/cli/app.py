@@ -139,9 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     global _DEBUG
     make_streams_safe()  # an ASCII terminal gets ASCII spellings, not UnicodeEncodeError
     if os.environ.get(COMPLETE_VAR):  # a completion script asking for candidates
-        from typer._completion_classes import completion_init
-
-        completion_init()  # typer's bash/zsh/fish/powershell answer formats
+        code = _complete(os.environ[COMPLETE_VAR])
+        if argv is None:
+            sys.exit(code)
+        return code
     if argv is None:  # the console entry point: this process's stdout is the result's
         from cnnprof.cli.streams import reserve_stdout
 
@@ -196,6 +197,17 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _complete(instruction: str) -> int:
+    """Answer a completion script (``complete_bash`` ...): the candidates for the words it
+    passes in its own variables, in typer's formats for bash, zsh, fish and powershell."""
+    import typer.main
+    from typer._completion_classes import completion_init
+    from typer.completion import shell_complete
+
+    completion_init()
+    return shell_complete(typer.main.get_command(app), {}, "cnnprof", COMPLETE_VAR, instruction)
 
 
 def _print_debug(exc: BaseException) -> None:
