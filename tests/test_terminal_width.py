@@ -145,3 +145,18 @@ def test_other_commands_fit(argv: list[str], width: int, monkeypatch: pytest.Mon
     out = capsys.readouterr().out
     _assert_fits(out, width, {"Conv2d", "MaxPool2d", "AdaptiveAvgPool2d", "Sequential"})
     assert not re.search(r"\[[^\]]*\n", out)  # a bracketed shape is never split
+
+
+@pytest.mark.parametrize("width", [60, 100, 200])
+def test_diff_fits(width: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                   capsys: pytest.CaptureFixture[str]) -> None:
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(profile("lenet").to_json())
+    new.write_text(profile("mnist_cnn").to_json())
+    monkeypatch.setenv("COLUMNS", str(width))
+    capsys.readouterr()
+    main(["diff", str(old), str(new)])
+    out = capsys.readouterr().out
+    _assert_fits(out, width, {"Conv2d", "Sequential", "BatchNorm2d", "Linear"})
+    if width == 60:
+        assert "not shown at this width: Output shape, Type" in " ".join(out.split())
