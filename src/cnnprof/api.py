@@ -37,6 +37,7 @@ from cnnprof.inputs import (
 from cnnprof.report import Generation, ModelInfo, Report, TensorInfo
 from cnnprof.trace.build import freeze, model_totals
 from cnnprof.trace.engine import TraceRun, meta_stand_ins, needs_real_values, run_observed
+from cnnprof.trace.lazy import lazy_modules, materialise
 from cnnprof.trace.stand_ins import call_with
 from cnnprof.weights import apply as apply_weights
 from cnnprof.weights import load_state_dict
@@ -327,6 +328,8 @@ def _auto_device(entry: ZooEntry | None, instance: torch.nn.Module | None,
         return Device("meta", reason="auto: a model spec is built on meta")
     if instance is None or meta_started():
         return Device("meta", reason="auto: meta kernels already started in this process")
+    if lazy_modules(instance):  # parameters without sizes: shaped on meta (trace/lazy.py)
+        return Device("meta", reason="auto: lazy modules are materialised on meta")
     if given is not None and any(t.is_meta for t in given):
         # the user's inputs hold no values: count where they are
         return Device("meta", reason="auto: the inputs are meta tensors")
@@ -467,6 +470,12 @@ def _count(
             model, build_notes = entry.build(dev)
             _refuse_torchscript(model)
             actual = _model_device(model) or dev
+            lazy = lazy_modules(model)
+            if lazy:  # a first forward shapes them, outside the trace
+                lazy_args, lazy_kwargs = entry.arguments(tensors_on(actual))
+                model = materialise(model, actual, lambda m: m(*lazy_args, **lazy_kwargs),
+                                    copy=False)
+                notes.append(_lazy_note(lazy, actual, copy=False))
             if cast is not None:
                 model = model.to(cast)
             notes.extend(build_notes)
@@ -481,6 +490,10 @@ def _count(
         model = instance
         args, kwargs = bind(specs, tensors_on(dev))
         kwargs = {**kwargs, **keywords(model, dev)}
+        lazy = lazy_modules(model)
+        if lazy:  # shaped by a first forward on a copy: the user's instance stays lazy
+            model = materialise(model, dev, lambda m: m(*args, **kwargs), copy=True)
+            notes.append(_lazy_note(lazy, dev, copy=True))
         current = _model_device(model)
         if current == dev and cast is None and weights is None:
             # the instance's own parameters, but copies of its buffers: a forward in train mode
@@ -516,6 +529,13 @@ def _count(
         if needs_real_values(run.error):
             return retry, retry_model, retry_used  # the real error, not the meta artefact
     return run, model, used
+
+
+def _lazy_note(names: list[str], device: str, *, copy: bool) -> str:
+    shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+    return (f"{len(names)} lazy module(s) ({shown}) materialised on {device} by a first "
+            + ("forward of a copy before counting (your instance stays lazy)" if copy
+               else "forward before counting"))
 
 
 #: Models whose parameters exceed this are not materialised on the CPU to retry a failed

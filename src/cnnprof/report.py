@@ -123,6 +123,10 @@ class LayerRecord:
     input_dtypes: tuple[str, ...] = ()
     output_shapes: tuple[Shape, ...] = ()
     output_dtypes: tuple[str, ...] = ()
+    #: A module called more than once with different shapes: every distinct input (output)
+    #: signature in first-seen order, the first call's first; empty when every call agrees.
+    distinct_input_shapes: tuple[tuple[Shape, ...], ...] = ()
+    distinct_output_shapes: tuple[tuple[Shape, ...], ...] = ()
     params: int = 0
     own_params: int = 0
     trainable_params: int = 0
@@ -185,6 +189,9 @@ class LayerRecord:
             "unsupported_ops": dict(self.unsupported_ops),
             "attributes": dict(self.attributes),
         }
+        for key in ("distinct_input_shapes", "distinct_output_shapes"):
+            if getattr(self, key):  # only for a module whose calls saw different shapes
+                out[key] = [[list(s) for s in call] for call in getattr(self, key)]
         if self.backward is not None:
             out["backward"] = self.backward.to_dict()
         for key in ("time", "memory", "kernels", "roofline", "torchstat"):
@@ -210,6 +217,10 @@ class LayerRecord:
             input_dtypes=tuple(data.get("input_dtypes", [])),
             output_shapes=shapes("output_shapes"),
             output_dtypes=tuple(data.get("output_dtypes", [])),
+            distinct_input_shapes=tuple(tuple(tuple(int(d) for d in s) for s in call)
+                                        for call in data.get("distinct_input_shapes", [])),
+            distinct_output_shapes=tuple(tuple(tuple(int(d) for d in s) for s in call)
+                                         for call in data.get("distinct_output_shapes", [])),
             params=int(data.get("params", 0)),
             own_params=int(data.get("own_params", 0)),
             trainable_params=int(data.get("trainable_params", 0)),

@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from decimal import Decimal
 from fractions import Fraction
+from itertools import groupby
 
 _COUNT_SUFFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
 
@@ -79,7 +80,16 @@ def shape(dims: tuple[int, ...] | list[int]) -> str:
     return "x".join(str(d) for d in dims) if dims else "scalar"
 
 
-def shapes(items: tuple[tuple[int, ...], ...] | list[list[int]], limit: int = 3) -> str:
+def shapes(items: tuple[tuple[int, ...], ...] | list[list[int]], limit: int = 3,
+           *, collapse: bool = False) -> str:
+    """``1x3x8x8, 1x3x8x8`` (the first ``limit`` shapes, then ``+N``). ``collapse``: equal
+    neighbours once, with a count (``1x256x56x56 ×2``), for narrow tables."""
+    if collapse:
+        runs = [(dims, len(list(group))) for dims, group in groupby(tuple(i) for i in items)]
+        texts = [shape(dims) + (f" ×{n}" if n > 1 else "") for dims, n in runs[:limit]]
+        if len(runs) > limit:
+            texts.append(f"+{sum(n for _, n in runs[limit:])}")
+        return ", ".join(texts)
     parts = [shape(tuple(s)) for s in items[:limit]]
     if len(items) > limit:
         parts.append(f"+{len(items) - limit}")

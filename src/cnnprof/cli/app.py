@@ -5,11 +5,13 @@ Torch is imported only inside commands, so ``cnnprof --help`` stays fast.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
 import typer
 
+from cnnprof.console_encoding import make_streams_safe
 from cnnprof.errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -26,6 +28,8 @@ app = typer.Typer(
         "Profile a model:  cnnprof MODEL [--input 3x224x224] [OPTIONS]   "
         "(see: cnnprof profile --help)"
     ),
+    # typer's own completion options guess the shell (and ignore `--show-completion zsh`);
+    # ours take it by name: see _options
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -41,6 +45,63 @@ _CLICK_ERROR: type[Exception] = next(
     c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 _NO_ARGS_IS_HELP: type[Exception] = getattr(
     sys.modules[_CLICK_ERROR.__module__], "NoArgsIsHelpError", type("_Never", (Exception,), {}))
+
+
+#: the environment variable a completion script sets when it asks cnnprof for candidates
+COMPLETE_VAR = "_CNNPROF_COMPLETE"
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from cnnprof import __version__
+
+        typer.echo(f"cnnprof {__version__}")
+        raise typer.Exit()
+
+
+def _shell(value: str) -> str:
+    name = value.strip().lower()
+    if name not in SHELLS:
+        raise typer.BadParameter(f"unknown shell {value!r}; choose from {', '.join(SHELLS)}")
+    return name
+
+
+def _show_completion(value: str | None) -> None:
+    if value:
+        from typer._completion_shared import get_completion_script
+
+        typer.echo(get_completion_script(prog_name="cnnprof", complete_var=COMPLETE_VAR,
+                                         shell=_shell(value)))
+        raise typer.Exit()
+
+
+def _install_completion(value: str | None) -> None:
+    if value:
+        from typer._completion_shared import install
+
+        shell, path = install(shell=_shell(value), prog_name="cnnprof",
+                              complete_var=COMPLETE_VAR)
+        typer.echo(f"{shell} completion installed in {path}; open a new shell to use it")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print cnnprof's version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show the Python traceback of an error "
+                               "(accepted anywhere on the command line)."),
+    show_completion: str = typer.Option(
+        None, "--show-completion", metavar="SHELL", callback=_show_completion, is_eager=True,
+        help="Print the completion script for SHELL (bash, zsh, fish, powershell)."),
+    install_completion: str = typer.Option(
+        None, "--install-completion", metavar="SHELL", callback=_install_completion,
+        is_eager=True, help="Install completion for SHELL (bash, zsh, fish, powershell)."),
+) -> None:
+    # --debug is taken out of argv by main() (so it works after the command word too); it is
+    # declared here only to appear in --help
+    del version, debug, show_completion, install_completion
 
 
 def _register() -> None:
@@ -76,6 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     silent exit 0.
     """
     global _DEBUG
+    make_streams_safe()  # an ASCII terminal gets ASCII spellings, not UnicodeEncodeError
+    if os.environ.get(COMPLETE_VAR):  # a completion script asking for candidates
+        code = _complete(os.environ[COMPLETE_VAR])
+        if argv is None:
+            sys.exit(code)
+        return code
     if argv is None:  # the console entry point: this process's stdout is the result's
         from cnnprof.cli.streams import reserve_stdout
 
@@ -132,6 +199,17 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _complete(instruction: str) -> int:
+    """Answer a completion script (``complete_bash`` ...): the candidates for the words it
+    passes in its own variables, in typer's formats for bash, zsh, fish and powershell."""
+    import typer.main
+    from typer._completion_classes import completion_init
+    from typer.completion import shell_complete
+
+    completion_init()
+    return shell_complete(typer.main.get_command(app), {}, "cnnprof", COMPLETE_VAR, instruction)
 
 
 def _print_debug(exc: BaseException) -> None:

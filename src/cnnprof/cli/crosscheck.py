@@ -87,36 +87,83 @@ def _num(value: Any) -> str:
     return f"{value:,.0f}"
 
 
+#: the narrowest the totals table's metric column may get before the totals are listed one
+#: tool per row instead
+MIN_LABEL_WIDTH = 24
+#: the per-layer "Why they differ" column's narrowest useful width
+MIN_WHY_WIDTH = 16
+
+
+def _widest(*texts: str) -> int:
+    from rich.cells import cell_len
+
+    return max((cell_len(line) for text in texts for line in text.split("\n")), default=0)
+
+
+def _frame(columns: int) -> int:
+    """Characters a SIMPLE_HEAD table adds around ``columns`` cells (padding, edges, gaps)."""
+    return 3 * columns + 1
+
+
 def print_comparison(result: Any, console: Any, *, show_all: bool = False) -> None:
+    """The comparison, fitted to ``console.width``: numbers are never wrapped or cut; the
+    totals are listed one tool per row, and per-layer columns are hidden (and named), when
+    the side-by-side tables do not fit."""
     from rich import box
     from rich.table import Table
 
     from cnnprof import units
+    from cnnprof.render.table import wrap_line
 
+    width = console.width
     tools = ["thop", "fvcore", "torchstat"]
-    header = [f"{t} {result.tools[t]['version'] or ''}".strip() if t in result.tools else t
-              for t in tools]
     shapes = ", ".join(units.shape(s) for s in result.inputs)
-    totals = Table(title=f"crosscheck {result.model} (input {shapes})", box=box.SIMPLE_HEAD)
-    totals.add_column("Total", no_wrap=True)
-    totals.add_column("cnnprof", justify="right")
-    for name in header:
-        totals.add_column(name, justify="right")
-    for row in result.totals:
-        cells = []
-        for tool in tools:
-            value = row[tool]
-            if value is None or row["cnnprof"] in (None, 0):
-                cells.append(_num(value))
-                continue
-            delta = value / row["cnnprof"] - 1
-            change = "" if abs(delta) < 5e-7 else f" ({units.signed_percent(delta)})"
-            cells.append(_num(value) + change)
-        totals.add_row(row["metric"], _num(row["cnnprof"]), *cells)
+    title = f"crosscheck {result.model} (input {shapes})"
+
+    def change(value: Any, mine: Any) -> str:
+        if value is None or mine in (None, 0):
+            return ""
+        delta = value / mine - 1
+        return "=" if abs(delta) < 5e-7 else units.signed_percent(delta)
+
+    numbers = [_num(row[key]) for row in result.totals for key in ("cnnprof", *tools)]
+    deltas = [change(row[t], row["cnnprof"]) for row in result.totals for t in tools]
+    number_width = max(_widest(*numbers, "torchstat"), _widest(*deltas))
+    labels = [row["metric"] for row in result.totals]
+    side_by_side = _frame(5) + 4 * number_width + min(_widest(*labels), MIN_LABEL_WIDTH)
+    if side_by_side <= width:
+        totals = Table(title=title, box=box.SIMPLE_HEAD)
+        totals.add_column("Total", overflow="fold")
+        for name in ("cnnprof", *tools):
+            totals.add_column(name, justify="right", no_wrap=True)
+        for row in result.totals:
+            cells = [_num(row[t]) + ("" if not change(row[t], row["cnnprof"]) or
+                                     change(row[t], row["cnnprof"]) == "="
+                                     else "\n(" + change(row[t], row["cnnprof"]) + ")")
+                     for t in tools]
+            totals.add_row(row["metric"], _num(row["cnnprof"]), *cells)
+    else:  # one row per metric and tool: fits 60 columns
+        totals = Table(title=title, box=box.SIMPLE_HEAD)
+        totals.add_column("Total", overflow="fold")
+        totals.add_column("Tool", no_wrap=True)
+        totals.add_column("Count", justify="right", no_wrap=True)
+        totals.add_column("vs cnnprof", justify="right", no_wrap=True)
+        for row in result.totals:
+            first = True
+            for tool in ("cnnprof", *tools):
+                if row[tool] is None:
+                    continue
+                totals.add_row(row["metric"] if first else "", tool, _num(row[tool]),
+                               "" if tool == "cnnprof" else change(row[tool], row["cnnprof"]))
+                first = False
     console.print(totals)
+    versions = [f"{t} {result.tools[t]['version']}" for t in tools
+                if t in result.tools and result.tools[t]["version"]]
+    if versions:
+        console.print(wrap_line("Versions: " + " · ".join(versions), width))
     for tool, info in result.tools.items():
         if info["error"]:
-            console.print(f"{tool}: not run: {info['error']}")
+            console.print(wrap_line(f"{tool}: not run: {info['error']}", width))
 
     # one short label per tool in the row; the explanations, grouped, in a table below
     why: dict[str, list[str]] = {}
@@ -126,43 +173,70 @@ def print_comparison(result: Any, console: Any, *, show_all: bool = False) -> No
         if label not in why.setdefault(finding.layer, []):
             why[finding.layer].append(label)
         grouped.setdefault((finding.tool, finding.kind, finding.why), []).append(finding.layer)
-    layers = Table(title="Per layer (MACs; torchstat: its Flops)", box=box.SIMPLE_HEAD)
-    for name, justify in (("Layer", "left"), ("Type", "left"), ("cnnprof MACs", "right"),
-                          ("thop", "right"), ("fvcore", "right"), ("torchstat Flops", "right"),
-                          ("Why they differ", "left")):
-        layers.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    shown = 0
-    for row in result.layers:
-        if row["agree"] and not show_all:
-            continue
-        shown += 1
-        layers.add_row(row["layer"], row["type"], _num(row["cnnprof_macs"]), _num(row["thop"]),
-                       _num(row["fvcore"]), _num(row["torchstat_flops"]),
-                       ", ".join(why.get(row["layer"], [])) or "agree")
-    if shown:
+    rows = [row for row in result.layers if show_all or not row["agree"]]
+    headers = {"layer": "Layer", "type": "Type", "cnnprof_macs": "cnnprof MACs",
+               "thop": "thop", "fvcore": "fvcore", "torchstat_flops": "torchstat Flops"}
+    columns = {key: [row[key] if key in ("layer", "type") else _num(row[key]) for row in rows]
+               for key in headers}
+    fixed = {key: _widest(header, *columns[key]) for key, header in headers.items()}
+    reasons = [", ".join(why.get(row["layer"], [])) or "agree" for row in rows]
+    shown = list(headers)
+    hidden: list[str] = []
+    with_why = True
+
+    def needed() -> int:
+        n = len(shown) + (1 if with_why else 0)
+        return (_frame(n) + sum(fixed[k] for k in shown)
+                + (min(_widest(*reasons, "Why they differ"), MIN_WHY_WIDTH) if with_why else 0))
+
+    for drop in ("why", "type"):
+        if needed() <= width:
+            break
+        if drop == "why":
+            with_why = False
+            hidden.append("Why they differ (see the Why table)")
+        else:
+            shown.remove("type")
+            hidden.append("Type")
+    layers = Table(title="Per layer (MACs; torchstat: its Flops)", box=box.SIMPLE_HEAD,
+                   caption=("not shown at this width: " + ", ".join(hidden)) if hidden else None)
+    for key in shown:
+        layers.add_column(headers[key], justify="left" if key in ("layer", "type") else "right",
+                          no_wrap=True)
+    if with_why:
+        layers.add_column("Why they differ", overflow="fold")
+    for index, _row in enumerate(rows):
+        layers.add_row(*(columns[key][index] for key in shown),
+                       *([reasons[index]] if with_why else []))
+    if rows:
         console.print(layers)
     agree = sum(1 for row in result.layers if row["agree"])
-    console.print(f"{agree} of {len(result.layers)} leaf layers agree in every tool"
-                  + ("" if show_all else " (--all lists them)"))
+    console.print(wrap_line(f"{agree} of {len(result.layers)} leaf layers agree in every tool"
+                            + ("" if show_all else " (--all lists them)"), width))
     if grouped:
-        reasons = Table(title="Why", box=box.SIMPLE_HEAD)
-        for name in ("Tool", "Kind", "Layers", "Explanation"):
-            reasons.add_column(name, overflow="fold")
+        table = Table(title="Why", box=box.SIMPLE_HEAD)
+        table.add_column("Tool", no_wrap=True)
+        table.add_column("Kind", no_wrap=True)
+        table.add_column("Layers", overflow="fold")
+        table.add_column("Explanation", overflow="fold")
         for (tool, kind, text), names in grouped.items():
             sample = ", ".join(names[:3]) + (f" (+{len(names) - 3})" if len(names) > 3 else "")
-            reasons.add_row(tool, kind, sample, text)
-        console.print(reasons)
+            table.add_row(tool, kind, sample, text)
+        console.print(table)
     if result.functional_ops:
         ops = Table(title="Ops outside leaf modules (a parent's own forward)",
                     box=box.SIMPLE_HEAD)
-        for name in ("Layer", "Type", "Ops", "cnnprof FLOPs", "thop", "fvcore", "torchstat"):
-            ops.add_column(name, overflow="fold")
+        for name, numeric in (("Layer", False), ("Type", False), ("Ops", False),
+                              ("cnnprof FLOPs", True), ("thop", False), ("fvcore", False),
+                              ("torchstat", False)):
+            ops.add_column(name, overflow="fold", no_wrap=numeric,
+                           justify="right" if numeric else "left")
         for row in result.functional_ops:
             op_text = ", ".join(f"{k} ×{v}" for k, v in row["ops"].items()) or "—"
             ops.add_row(row["layer"], row["type"], op_text, _num(row["cnnprof_self_flops"]),
                         row["thop"] or "—", row["fvcore"] or "—", row["torchstat"] or "—")
         console.print(ops)
-    console.print("Units: thop and fvcore count multiply-accumulates (MACs); torchstat's Flops "
-                  "add bias and element-wise work, its MAdd is about 2×MACs; cnnprof reports "
-                  "MACs and FLOPs (2 per MAC + all other arithmetic) apart. "
-                  "See docs/crosscheck.md.")
+    console.print(wrap_line(
+        "Units: thop and fvcore count multiply-accumulates (MACs) · torchstat's Flops add bias "
+        "and element-wise work, its MAdd is about 2×MACs · cnnprof reports MACs and FLOPs "
+        "(2 per MAC + all other arithmetic) apart · see docs/crosscheck.md", width))

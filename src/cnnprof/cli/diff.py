@@ -61,7 +61,8 @@ def register(app: typer.Typer) -> None:
         elif name == "table":
             from cnnprof.render.console import make_console
 
-            make_console(width).print(renderable(diff, shown))
+            console = make_console(width)
+            console.print(renderable(diff, shown, console.width))
         else:
             sys.stdout.write(render_diff(diff, name, shown, width))
         if threshold is None:

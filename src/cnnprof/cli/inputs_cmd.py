@@ -131,4 +131,21 @@ def scan_text(data: dict[str, Any]) -> str:
                      "(--exhaustive runs all).")
     if not data["complete"]:
         lines.append("The --budget ran out before every probe ran.")
-    return "\n".join(lines)
+    return _fit(lines, width + 11)
+
+
+def _fit(lines: list[str], lead: int) -> str:
+    """Lines wider than the terminal wrapped between words: a segment's message continues
+    under its text, a sentence under its start."""
+    from cnnprof.render.console import terminal_width
+    from cnnprof.render.text import wrap_words
+
+    columns = terminal_width()
+    out: list[str] = []
+    for line in lines:
+        if len(line) <= columns:
+            out.append(line)
+            continue
+        indent = " " * (min(lead, columns // 3) if line.startswith("  ") else 0)
+        out.extend(wrap_words(line, columns, indent=indent))
+    return "\n".join(out)

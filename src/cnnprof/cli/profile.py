@@ -141,6 +141,7 @@ def register(app: typer.Typer) -> None:
             _emit_failure(exc, name, output, options)
             raise
         report = _note_printed(report, printed.getvalue())
+        _honour_meta(device, time_, model, report)
         if torchstat:  # torchstat's definitions, JSON key `torchstat`
             from cnnprof.compat.torchstat import annotate_torchstat
 
@@ -155,6 +156,19 @@ def register(app: typer.Typer) -> None:
             with replacing(plot, "--plot") as temporary:  # its only file I/O: savefig
                 write_plot(report, temporary, depth, check_plot_path(plot))
             typer.echo(f"wrote {plot}", err=True)
+
+
+def _honour_meta(device: str, timed: bool, model: str, report: Any) -> None:
+    """An explicit ``--device meta`` is the user's word: a model that had to be counted on
+    the CPU instead (quantized kernels, a forward that needs values) is refused, never
+    reported as if meta had been used. ``auto`` (the default) may move to the CPU."""
+    from cnnprof.errors import DeviceError
+
+    if device.strip().lower() != "meta" or timed or report.device == "meta":
+        return
+    why = next((n for n in report.notes if "CPU" in n), f"counted on {report.device}")
+    raise DeviceError(f"--device meta: {model} cannot be counted on the meta device ({why})",
+                      hint="leave --device out (auto) or use --device cpu to count it on the CPU")
 
 
 def _check_files(output: Path | None, plot: Path | None) -> None:

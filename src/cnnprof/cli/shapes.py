@@ -114,6 +114,9 @@ def _emit(report: Any, fmt: str, all_layers: bool, depth: int | None) -> None:
     def indent(r: dict[str, Any]) -> str:  # full paths say the nesting unless --all
         return "  " * max(0, r["depth"] - 1) if all_layers else ""
 
+    from cnnprof.render.console import terminal_width
+
+    columns = terminal_width()
     error = report.error or {}
     width = max([len(indent(r) + r["name"]) for r in listed] or [6])
     type_width = max([len(r["type"]) for r in listed] or [4])
@@ -123,8 +126,12 @@ def _emit(report: Any, fmt: str, all_layers: bool, depth: int | None) -> None:
         calls = f"  ×{r['calls']}" if r["calls"] > 1 else ""
         result = (f"✗ {error.get('explanation') or error.get('detail', 'failed')}"
                   if r["failed"] else _shapes(r["output_shapes"]))
-        lines.append(f"  {name:<{width}}  {r['type']:<{type_width}}  "
-                     f"{_shapes(r['input_shapes']):<{in_width}} → {result}{calls}")
+        head = f"  {name:<{width}}  {r['type']:<{type_width}}  "
+        line = f"{head}{_shapes(r['input_shapes']):<{in_width}} → {result}{calls}"
+        if len(line) > columns:  # the output shape on a line of its own, under the input
+            arrow = " " * min(len(head), max(2, columns - len(result) - len(calls) - 2))
+            line = f"{head}{_shapes(r['input_shapes'])}".rstrip() + f"\n{arrow}→ {result}{calls}"
+        lines.append(line)
     if report.error is None:
         lines.append(f"  {'output':<{width}}  {'':<{type_width}}  {'':<{in_width}}   "
                      f"{_shapes(root.output_shapes)}")
@@ -133,4 +140,14 @@ def _emit(report: Any, fmt: str, all_layers: bool, depth: int | None) -> None:
         after = f", after {error['after']}" if error.get("after") else ""
         lines.append(f"  ✗ in forward of {where}{after}: "
                      f"{error.get('explanation') or error.get('detail', '')}")
-    typer.echo("\n".join(lines))
+    typer.echo("\n".join(_wrap(line, columns) for line in lines))
+
+
+def _wrap(line: str, columns: int) -> str:
+    """A line still wider than the terminal (a long failure message) wrapped between words,
+    continued under its text."""
+    from cnnprof.render.text import wrap_words
+
+    if len(line) <= columns or "\n" in line:
+        return line
+    return "\n".join(wrap_words(line, columns, indent=" " * (len(line) - len(line.lstrip()) + 2)))

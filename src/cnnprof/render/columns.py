@@ -18,6 +18,8 @@ class Column:
     #: footer text from the whole report ("" for none)
     total: Callable[[Report], str] = lambda report: ""
     justify: str = "right"
+    #: the shorter cell a narrow table uses instead (None: the cell has no shorter form)
+    compact: Callable[[LayerRecord], str] | None = None
 
 
 def _cost(field: str, fmt: Callable[[float], str], header: str) -> Column:
@@ -49,12 +51,31 @@ def _params_cell(r: LayerRecord) -> str:
     return f"{text} {SHARED_MARK}" if r.shared_params_with is not None else text
 
 
+def _shapes(first: str, distinct: str, *, compact: bool) -> Callable[[LayerRecord], str]:
+    """A shape cell. A module called with different shapes lists each call's (``; ``
+    between calls); compact: the first call's, equal shapes once with a count, ``; +N``
+    for the other calls' (all of them are in the JSON)."""
+    def cell(r: LayerRecord) -> str:
+        calls = getattr(r, distinct) or (getattr(r, first),)
+        if not compact:
+            return "; ".join(units.shapes(c) for c in calls)
+        more = f"; +{len(calls) - 1}" if len(calls) > 1 else ""
+        return units.shapes(calls[0], collapse=True) + more
+
+    return cell
+
+
+def _shape_column(key: str, header: str, first: str, distinct: str) -> Column:
+    return Column(key, header, _shapes(first, distinct, compact=False), justify="left",
+                  compact=_shapes(first, distinct, compact=True))
+
+
 COLUMNS: dict[str, Column] = {
     "type": Column("type", "Type", lambda r: r.type, justify="left"),
-    "input_shape": Column("input_shape", "Input shape", lambda r: units.shapes(r.input_shapes),
-                          justify="left"),
-    "output_shape": Column("output_shape", "Output shape",
-                           lambda r: units.shapes(r.output_shapes), justify="left"),
+    "input_shape": _shape_column("input_shape", "Input shape", "input_shapes",
+                                 "distinct_input_shapes"),
+    "output_shape": _shape_column("output_shape", "Output shape", "output_shapes",
+                                  "distinct_output_shapes"),
     "params": Column("params", "Params", _params_cell, lambda rep: units.count(rep.totals.params)),
     "calls": Column("calls", "Calls", lambda r: str(r.calls)),
     "macs": _cost("macs", units.count, "MACs"),
@@ -287,8 +308,15 @@ PRESETS: dict[str, list[str]] = {
 
 
 def default_preset(report: Report) -> str:
-    """The preset used when ``--columns`` is not given: timing columns once a report has them."""
-    return "timed" if report.timing else "default"
+    """The columns used when ``--columns`` is not given: timing columns once a report has
+    them, the Calls column when a module ran more than once (resnet's shared ``relu``), the
+    backward pass's MACs and FLOPs when it was counted (``--backward``)."""
+    keys = ["timed" if report.timing else "default"]
+    if any(layer.calls > 1 for layer in report.layers):
+        keys.insert(0, "type,calls")  # right after Type (the first occurrence wins)
+    if report.totals.backward is not None and not report.timing:
+        keys.append("bwd_macs,bwd_flops")
+    return ",".join(keys)
 
 
 def resolve_columns(spec: str | None) -> list[Column]:

@@ -1,12 +1,19 @@
-"""One way to make a Rich console, so every command treats pipes and NO_COLOR alike."""
+"""One way to make a Rich console, so every command treats pipes and NO_COLOR alike.
+
+Rich is imported inside the functions: ``terminal_width`` serves commands that print plain
+text without it (``cnnprof models``).
+"""
 
 from __future__ import annotations
 
 import io
 import os
+import shutil
 import sys
+from typing import TYPE_CHECKING
 
-from rich.console import Console, RenderableType
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
 
 #: Width used when output is piped and COLUMNS is unset: Rich's 80 would wrap every shape.
 PIPE_WIDTH = 200
@@ -16,11 +23,33 @@ PIPE_WIDTH = 200
 MIN_WIDTH = 20
 
 
-def make_console(width: int | None = None, *, stderr: bool = False) -> Console:
-    if width is not None and width < MIN_WIDTH:
+def _checked(width: int) -> int:
+    if width < MIN_WIDTH:
         from cnnprof.errors import UsageError
 
         raise UsageError(f"--width {width}: too narrow", hint=f"at least {MIN_WIDTH} columns")
+    return width
+
+
+def terminal_width(width: int | None = None, *, stderr: bool = False) -> int:
+    """The width to print at: ``width`` when given, else COLUMNS, the terminal's, or
+    :data:`PIPE_WIDTH` for a pipe (what :func:`make_console` would use)."""
+    if width is not None:
+        return _checked(width)
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    stream = sys.stderr if stderr else sys.stdout
+    if not stream.isatty():
+        return PIPE_WIDTH
+    return shutil.get_terminal_size().columns
+
+
+def make_console(width: int | None = None, *, stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    if width is not None:
+        _checked(width)
     stream = sys.stderr if stderr else sys.stdout
     if width is None and not stream.isatty() and "COLUMNS" not in os.environ:
         width = PIPE_WIDTH
@@ -31,6 +60,8 @@ def make_console(width: int | None = None, *, stderr: bool = False) -> Console:
 def plain_text(*renderables: RenderableType, width: int) -> str:
     """What a console of ``width`` columns would print, without colour or terminal codes:
     the one way files, ``--format table`` text and assertion messages are rendered."""
+    from rich.console import Console
+
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, no_color=True, force_terminal=False,
                       highlight=False)

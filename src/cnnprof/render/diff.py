@@ -86,20 +86,47 @@ def totals_table(diff: ReportDiff) -> Table:
     return table
 
 
-def layers_table(diff: ReportDiff, limit: int | None) -> Table:
+#: per-layer columns a narrow terminal hides first; then the metrics, rightmost first
+_DROP_FIRST = ("Output shape", "Type", "Change")
+
+
+def layers_table(diff: ReportDiff, limit: int | None, width: int | None = None) -> Table:
+    """The per-layer deltas, fitted to ``width``: no cell is wrapped or cut; columns that do
+    not fit are left out (Output shape, Type, Change, then the rightmost metrics) and named
+    in the caption."""
+    from rich.cells import cell_len
+
     metrics = _layer_metrics(diff)
     shown = diff.layers if not limit else diff.layers[:limit]
-    table = Table(title="Layers by impact", box=box.SIMPLE_HEAD, header_style="bold")
-    table.add_column("Layer", no_wrap=True, overflow="ellipsis")
-    table.add_column("Change", no_wrap=True)
-    table.add_column("Type", overflow="ellipsis")
-    table.add_column("Output shape", overflow="fold")
-    for metric in metrics:
-        table.add_column("Δ " + _LABELS[metric], justify="right", no_wrap=True)
-    for layer in shown:
-        change = layer.status if layer.status != "changed" else ", ".join(layer.changes)
-        table.add_row(layer_name(layer), change, _type(layer), _shapes(layer),
-                      *(signed(m, layer.delta(m)) for m in metrics))
+    columns: dict[str, list[str]] = {
+        "Layer": [layer_name(layer) for layer in shown],
+        "Change": [layer.status if layer.status != "changed" else ", ".join(layer.changes)
+                   for layer in shown],
+        "Type": [_type(layer) for layer in shown],
+        "Output shape": [_shapes(layer) for layer in shown],
+        **{"Δ " + _LABELS[m]: [signed(m, layer.delta(m)) for layer in shown] for m in metrics},
+    }
+    widths = {h: max([cell_len(h), *map(cell_len, cells)]) for h, cells in columns.items()}
+    keys = list(columns)
+    hidden: list[str] = []
+    order = [*_DROP_FIRST, *reversed(keys[4:])]
+
+    def needed() -> int:
+        return sum(widths[k] for k in keys) + 3 * len(keys) + 1
+
+    for key in order:
+        if width is None or needed() <= width or len(keys) <= 2:
+            break
+        keys.remove(key)
+        hidden.append(key)
+    table = Table(title="Layers by impact", box=box.SIMPLE_HEAD, header_style="bold",
+                  caption=("not shown at this width: " + ", ".join(hidden)) if hidden else None)
+    for key in keys:
+        right = key.startswith("Δ ")
+        table.add_column(key, justify="right" if right else "left", no_wrap=True,
+                         overflow="ellipsis" if key == "Layer" else "fold")
+    for index in range(len(shown)):
+        table.add_row(*(columns[key][index] for key in keys))
     return table
 
 
@@ -111,16 +138,17 @@ def summary(diff: ReportDiff, limit: int | None = None) -> str:
     return text
 
 
-def renderable(diff: ReportDiff, limit: int | None = 30) -> RenderableType:
+def renderable(diff: ReportDiff, limit: int | None = 30,
+               width: int | None = None) -> RenderableType:
     parts: list[RenderableType] = [totals_table(diff)]
     if diff.layers:
-        parts.append(layers_table(diff, limit))
+        parts.append(layers_table(diff, limit, width))
     parts.append(Text(summary(diff, limit)))
     return Group(*parts)
 
 
 def to_text(diff: ReportDiff, limit: int | None = 30, width: int = 160) -> str:
-    return plain_text(renderable(diff, limit), width=width)
+    return plain_text(renderable(diff, limit, width), width=width)
 
 
 def to_json(diff: ReportDiff) -> str:

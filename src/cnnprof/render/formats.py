@@ -22,8 +22,9 @@ def _table(report: Report, options: RenderOptions) -> str:
     from cnnprof.render import table
     from cnnprof.render.console import plain_text
 
-    return plain_text(table.render(report, depth=options.depth, columns=options.columns),
-                      width=options.width or 160)
+    width = options.width or 160
+    return plain_text(table.render(report, depth=options.depth, columns=options.columns,
+                                   width=width), width=width)
 
 
 FORMATS: dict[str, Renderer] = {"json": _json, "table": _table, "txt": _table}

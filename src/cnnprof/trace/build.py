@@ -291,6 +291,8 @@ def freeze(root: Node) -> tuple[list[LayerRecord], Cost, dict[str, int]]:
                 input_dtypes=node.input_dtypes,
                 output_shapes=node.output_shapes,
                 output_dtypes=node.output_dtypes,
+                distinct_input_shapes=tuple(node.input_variants),
+                distinct_output_shapes=tuple(node.output_variants),
                 params=numel,
                 own_params=stats.own[id(node)][0],
                 trainable_params=trainable,

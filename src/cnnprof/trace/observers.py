@@ -57,8 +57,9 @@ class Node(Charged):
     only ops outside every module call; its own ops go to its ``stretches``)."""
 
     __slots__ = (
-        "calls", "children", "depth", "input_dtypes", "input_shapes", "module", "name",
-        "order", "output_dtypes", "output_shapes", "parent", "stretches", "type",
+        "calls", "children", "depth", "input_dtypes", "input_shapes", "input_variants",
+        "module", "name", "order", "output_dtypes", "output_shapes", "output_variants", "parent",
+        "stretches", "type",
     )
 
     def __init__(self, name: str, module: torch.nn.Module, parent: Node | None) -> None:
@@ -75,6 +76,10 @@ class Node(Charged):
         self.input_dtypes: tuple[str, ...] = ()
         self.output_shapes: tuple[tuple[int, ...], ...] = ()
         self.output_dtypes: tuple[str, ...] = ()
+        #: a module called again with other shapes (resnet's shared ``relu``): every distinct
+        #: input and output signature, first call's first; empty while all calls agree
+        self.input_variants: list[tuple[tuple[int, ...], ...]] = []
+        self.output_variants: list[tuple[tuple[int, ...], ...]] = []
         #: ops run in this (parent) module's own forward, by the gap between child calls
         #: they ran in (``Stretch.segment``)
         self.stretches: dict[int, Stretch] = {}
@@ -127,6 +132,16 @@ class Stretch(Charged):
             if not self.input_shapes:  # the gap's inputs: the first op's tensor arguments
                 self.input_shapes, self.input_dtypes = shapes_and_dtypes(args)
             self.output_shapes, self.output_dtypes = shapes_and_dtypes(out)
+
+
+def _add_variant(variants: list[tuple[tuple[int, ...], ...]], first: tuple[tuple[int, ...], ...],
+                 shapes: tuple[tuple[int, ...], ...]) -> None:
+    """Remember ``shapes`` when no earlier call of the module had them."""
+    if shapes == first or shapes in variants:
+        return
+    if not variants:
+        variants.append(first)
+    variants.append(shapes)
 
 
 class ModuleObserver:
@@ -189,6 +204,9 @@ class ModuleObserver:
                 node.order = self._next_order
                 self._next_order += 1
                 node.input_shapes, node.input_dtypes = shapes_and_dtypes((args, kwargs))
+            else:
+                _add_variant(node.input_variants, node.input_shapes,
+                             shapes_and_dtypes((args, kwargs))[0])
             if self.track_grad:
                 # whatever produced the inputs and is still unclaimed ran in the caller's own
                 # forward (children claim theirs when they finish)
@@ -211,6 +229,9 @@ class ModuleObserver:
                 return
             if node.calls == 1:
                 node.output_shapes, node.output_dtypes = shapes_and_dtypes(output)
+            else:
+                _add_variant(node.output_variants, node.output_shapes,
+                             shapes_and_dtypes(output)[0])
             if self.track_grad:
                 self.claim(output, node)
             self.last_finished = node

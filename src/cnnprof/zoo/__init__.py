@@ -5,22 +5,12 @@ Hugging Face config, offline), the classic seed architectures, a user's ``file.p
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 from typing import Any
 
 from cnnprof.errors import ModelLoadError, UnknownModelError, UsageError
 from cnnprof.zoo.base import ZooEntry
 
-__all__ = ["ListedModel", "ZooEntry", "list_models", "resolve"]
-
-
-@dataclass(frozen=True)
-class ListedModel:
-    name: str
-    source: str
-    task: str
-    default_input: str
-    description: str
+__all__ = ["ZooEntry", "resolve"]
 
 
 def _timm_entry(name: str, kwargs: dict[str, Any]) -> ZooEntry:
@@ -92,43 +82,3 @@ def _refuse_downloads(kwargs: dict[str, Any]) -> None:
                 hint="counts do not depend on weight values; to use your own, pass "
                      "--weights FILE (a saved state_dict)")
         kwargs.pop(key, None)  # None/False: what the zoo passes anyway
-
-
-def list_models(filter_text: str | None = None) -> list[ListedModel]:
-    from cnnprof.zoo import classic, torchvision_zoo
-
-    rows: list[ListedModel] = []
-    for name in classic.ENTRIES:
-        e = classic.entry(name, {})
-        rows.append(ListedModel(name, "classic", e.task, _fmt_inputs(e), e.description))
-    for name in torchvision_zoo.names():
-        e = torchvision_zoo.entry(name)
-        rows.append(ListedModel(name, "torchvision", e.task, _fmt_inputs(e), e.description))
-    if filter_text and _asks_for_hf(filter_text):
-        rows.extend(_hf_rows())
-    if filter_text:
-        needle = filter_text.lower()
-        rows = [r for r in rows if needle in r.name.lower() or needle in r.task.lower()
-                or needle in r.source.lower()]
-    return rows
-
-
-def _fmt_inputs(entry: ZooEntry) -> str:
-    return ", ".join(str(s) for s in entry.default_inputs)
-
-
-def _asks_for_hf(text: str) -> bool:
-    """``--filter hf`` (or huggingface): list the hf: examples, which import transformers."""
-    needle = text.lower().strip()
-    return bool(needle) and (needle in "huggingface" or needle.startswith("hf"))
-
-
-def _hf_rows() -> list[ListedModel]:
-    from cnnprof.zoo import hf
-
-    try:
-        entries = [hf.entry(name, {}) for name in hf.EXAMPLES]
-    except UsageError:  # transformers is not installed
-        return []
-    return [ListedModel(e.name, e.source, e.task, _fmt_inputs(e), e.description)
-            for e in entries]

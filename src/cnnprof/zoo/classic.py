@@ -581,45 +581,49 @@ def _basic_block(inplanes: int = 64, planes: int = 64, stride: int = 1) -> nn.Mo
     return BasicBlock(inplanes, planes, stride, downsample)
 
 
+# descriptions are for someone choosing a model to try (docs/zoo.md says where each comes from)
 ENTRIES: dict[str, tuple[Callable[..., nn.Module], str, str]] = {
-    "lenet": (LeNet, "1x28x28", "LeNet (seeds/001): 1x28x28, Sequential layer1..layer3"),
+    "lenet": (LeNet, "1x28x28",
+              "LeNet-5 digit classifier for 28x28 MNIST images, in three Sequential blocks"),
     "lenet_sequential": (
         _lenet_sequential, "3x32x32",
-        "LeNetSequetial (seeds/003): features/classifier Sequentials, numeric keys, classes=10"),
+        "LeNet for 32x32 colour images (CIFAR-10) as features/classifier Sequentials"),
     "lenet_ordereddict": (
         _lenet_ordereddict, "3x32x32",
-        "LeNetSequentialOrderDict (seeds/003): named layers conv1..fc3, classes=10"),
+        "LeNet for 32x32 colour images, layers named conv1..fc3 (Sequential of an OrderedDict)"),
     "mnist_cnn": (MnistCNN, "1x28x28",
-                  "MNIST CNN (seeds/001): 4 conv+BN+ReLU stages, 3 linear layers"),
+                  "small MNIST classifier: 4 conv+BatchNorm+ReLU stages, 3 linear layers"),
     "alexnet_seed": (
         _alexnet_seed, "3x224x224",
-        "AlexNet(10) of the torchstat post (seeds/004): view to 256*6*6, prints in forward"),
+        "AlexNet with 10 classes that flattens with view(256*6*6) and prints in forward"),
     "alexnet_seed_227": (
         _alexnet_5x5, "3x227x227",
-        "AlexNet (seeds/001): view to 256*5*5; fits 224, FAILS at its default 227 (on purpose)"),
+        "AlexNet that flattens to 256*5*5: its 227x227 default fails, to show a failure "
+        "report (224x224 runs)"),
     "alexnet_build_new": (
         _alexnet_build_new, "3x227x227",
-        "BuildAlexNet('new', 10) (seeds/000): only four convolutions"),
+        "a smaller AlexNet with four convolutions and 10 classes"),
     "alexnet_lrn": (
         AlexNetLRN, "3x227x227",
-        "seeds/000's TensorFlow AlexNet: SAME padding, LocalResponseNorm, softmax, 10 classes"),
+        "AlexNet as first published: 'same' padding, local response normalisation, softmax, "
+        "10 classes"),
     "alexnet_flatten": (
         AlexNetFlatten, "3x224x224",
-        "AlexNet (seeds/002): torchvision layers with an nn.Flatten inside the classifier"),
+        "torchvision's AlexNet layers with an nn.Flatten inside the classifier"),
     "vgg16_seed": (
         _vgg16_seed, "3x224x224",
-        "VGG-16 of the torchstat post (seeds/004): no adaptive pool, prints in forward"),
+        "VGG-16 without adaptive pooling (224x224 inputs only); prints in forward"),
     "inception_block": (
         _inception_block, "3x224x224",
-        "Inception(3) module (seeds/004) with BasicConv2d (conv+BN), prints its branches"),
+        "one GoogLeNet Inception module: four parallel conv+BatchNorm branches"),
     "basic_block": (
         _basic_block, "64x56x56",
-        "ResNet BasicBlock(64, 64) (seeds/004): ReLU module reused 3x, residual +="),
+        "one ResNet BasicBlock (64 channels): a ReLU module called 3 times, a residual add"),
     "modulelist_linears": (
-        ModuleListNet, "10", "ModuleList of 20 Linear(10, 10) (seeds/003)"),
+        ModuleListNet, "10", "20 Linear(10, 10) layers held in an nn.ModuleList"),
     "moduledict_net": (
         ModuleDictNet, "10x32x32",
-        "ModuleDict choice/activation net (seeds/003): --arg choice=conv|pool act=relu|prelu"),
+        "layers chosen from an nn.ModuleDict: --arg choice=conv|pool act=relu|prelu"),
 }
 
 

@@ -35,6 +35,17 @@ _TASK_MODULES = {
 }
 
 
+#: what each task's models do, in words for the model listing
+_TASK_WORDS = {
+    "classification": "image classifier",
+    "detection": "object detector (boxes and labels)",
+    "segmentation": "semantic segmentation (a class per pixel)",
+    "video": "video clip classifier",
+    "optical_flow": "optical flow between two frames",
+    "quantization": "int8 quantized image classifier",
+}
+
+
 @functools.cache
 def _tasks() -> dict[str, str]:
     import importlib
@@ -177,9 +188,9 @@ def entry(name: str, overrides: dict[str, Any] | None = None) -> ZooEntry:
         model = freeze_backbone(model) if frozen_bn else model
         return at_capacity(model) if capacity else model
 
-    description = f"torchvision {task}"
-    if weights is not None:
-        description += f", configured as {type(weights).__name__}.{weights.name}"
+    description = _TASK_WORDS.get(task, task)
+    if weights is not None:  # the layout those weights need (they are never downloaded)
+        description += f", shaped for {type(weights).__name__}.{weights.name}"
     return ZooEntry(
         name=name,
         source="torchvision",
