@@ -114,6 +114,10 @@ def profile(
     command: str | None = None,
     weights: str | Path | None = None,
     backward: bool = False,
+    train_memory: bool = False,
+    optimizer: str = "adamw",
+    amp: str | None = None,
+    fit: str | int | None = None,
 ) -> Report:
     """Profile ``model`` (an ``nn.Module`` or a zoo spec such as ``"alexnet"``).
 
@@ -128,6 +132,11 @@ def profile(
     model on meta and loaded on a real device.
     ``backward``: also count a backward pass (gradients of parameters and activations), per
     layer into ``LayerRecord.backward`` and in total into ``Totals.backward``.
+    ``train_memory``: also simulate one steady-state training step (forward, ``output.sum()``,
+    backward, ``optimizer`` step, ``zero_grad``; under autocast with ``amp="bf16"|"fp16"``)
+    into ``Report.training_memory`` and ``LayerRecord.saved_bytes``; ``fit`` (``"24GB"``, or
+    bytes) adds the largest batch whose peak fits (docs/memory.md). ``fit`` implies
+    ``train_memory``.
     """
     if mode not in ("eval", "train"):
         raise UsageError(f"--mode must be eval or train, got {mode!r}")
@@ -135,6 +144,10 @@ def profile(
         raise InputSpecError(f"--batch must be a positive integer, got {batch}")
     device = check_device(device)
     float_dtype = parse_dtype(dtype) if dtype else None
+    if train_memory or fit is not None:
+        from cnnprof.training import check_options
+
+        optimizer, amp, fit_bytes = check_options(optimizer, amp, fit)
     entry: ZooEntry | None = None
     if isinstance(model, str):
         entry = resolve(model, model_args)
@@ -204,6 +217,11 @@ def profile(
                                   batch, mode, info.spec if entry is not None else None)
         report = report.with_updates(error=error)
         raise ModelFailedError(error["message"], hint=error.get("hint"), report=report)
+    if train_memory or fit is not None:
+        from cnnprof.training import with_training_memory
+
+        report = with_training_memory(report, instance, entry, specs, given, batch, float_dtype,
+                                      optimizer=optimizer, amp=amp, fit_bytes=fit_bytes)
     return report
 
 
