@@ -55,6 +55,12 @@ COLUMNS: dict[str, Column] = {
     "activation_bytes": _cost("activation_bytes", units.nbytes, "Activations"),
     "read_bytes": _cost("read_bytes", units.nbytes, "Read"),
     "write_bytes": _cost("write_bytes", units.nbytes, "Write"),
+    # --train-memory: what the layer's forward keeps for backward in a training step
+    "saved": Column(
+        "saved", "Saved for bwd",
+        lambda r: units.nbytes(r.saved_bytes) if r.saved_bytes else "—",
+        lambda rep: units.nbytes(rep.training_memory.saved_bytes) if rep.training_memory
+        else ""),
 }
 
 # -- timing columns (``--time``): empty cells ("—") for layers that were not timed ---------
@@ -273,12 +279,16 @@ PRESETS: dict[str, list[str]] = {
     "memory": ["type", "output_shape", "activation_bytes", "mem_delta", "mem_peak"],
     "kernels": ["type", "time", "kernel_time", "kernels"],
     "roofline": ["type", "flops", "time", "tflops", "gbps", "intensity", "bound", "efficiency"],
+    # --train-memory: the table a report with training memory gets when no --columns is given
+    "train": ["type", "output_shape", "params", "flops", "activation_bytes", "saved"],
 }
 
 
 def default_preset(report: Report) -> str:
     """The preset used when ``--columns`` is not given: timing columns once a report has them."""
-    return "timed" if report.timing else "default"
+    if report.timing:
+        return "timed"
+    return "train" if report.training_memory is not None else "default"
 
 
 def resolve_columns(spec: str | None) -> list[Column]:

@@ -83,6 +83,10 @@ def render(
 ) -> RenderableType:
     parts: list[RenderableType] = [build_table(report, depth=depth, columns=columns)]
     parts.extend(Text(line) for line in footnotes(report))
+    if report.training_memory is not None:
+        from cnnprof.render.train_memory import section_lines
+
+        parts.extend(Text(line) for line in ["", *section_lines(report.training_memory)])
     return Group(*parts)
 
 
