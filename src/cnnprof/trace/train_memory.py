@@ -593,6 +593,7 @@ def largest_fitting(peak: Callable[[int], int], budget: int, *, hint: int = 1) -
         return 0
     lo, hi = 1, None  # peak(lo) fits; peak(hi) does not
     probe = max(2, hint)
+    turn = 0
     while hi is None or hi - lo > 1:
         probe = min(max(probe, lo + 1), MAX_FIT_BATCH if hi is None else hi - 1)
         if peak(probe) <= budget:
@@ -601,15 +602,19 @@ def largest_fitting(peak: Callable[[int], int], budget: int, *, hint: int = 1) -
                 return MAX_FIT_BATCH
         else:
             hi = probe
-        # the next probe: where the line through the known points meets the budget
+        turn += 1
+        if hi is None and turn > 3:
+            probe = lo * 2  # the line keeps falling short: double until past the budget
+            continue
+        if hi is not None and turn % 2 == 0:
+            probe = (lo + hi) // 2  # every other probe halves: a bent curve still converges
+            continue
+        # where the line through the nearest known points meets the budget
         a, b = (lo, hi) if hi is not None else (1, lo)
         slope = (peak(b) - peak(a)) / (b - a) if b > a else 0.0
-        if slope <= 0:
-            probe = lo * 2 if hi is None else (lo + hi) // 2
-        else:
-            probe = lo + int((budget - peak(lo)) // slope)
-            if hi is not None and probe >= hi - 1 and hi - lo > 2:
-                probe = hi - 1  # the line says just below hi: check the neighbour first
+        probe = lo * 2 if slope <= 0 else lo + int((budget - peak(lo)) // slope)
+        if hi is not None and probe >= hi - 1 and hi - lo > 2:
+            probe = hi - 1  # the line says just below hi: check that neighbour
     return lo
 
 
