@@ -16,7 +16,6 @@ import torch
 from cnnprof.errors import ModelFailedError, UsageError, first_line
 from cnnprof.inputs import InputSpec, torch_dtype
 from cnnprof.report import Report
-from cnnprof.trace.stand_ins import call_with
 from cnnprof.zoo import ZooEntry
 
 
@@ -65,14 +64,14 @@ def with_training_memory(
         return [torch.empty((b, *s.shape), dtype=torch_dtype(s.dtype), device="cpu")
                 for s in specs]
 
-    call: Callable[[dict[str, torch.Tensor], list[torch.Tensor]], Any]
+    call: Callable[[list[torch.Tensor]], Any]
     if entry is not None:
-        def call(stand_ins: dict[str, torch.Tensor], tensors: list[torch.Tensor]) -> Any:
+        def call(tensors: list[torch.Tensor]) -> Any:
             args, kwargs = entry.arguments(tensors)
-            return call_with(model, stand_ins, tuple(args), kwargs)
+            return model(*args, **kwargs)
     else:
-        def call(stand_ins: dict[str, torch.Tensor], tensors: list[torch.Tensor]) -> Any:
-            return call_with(model, stand_ins, tuple(tensors))
+        def call(tensors: list[torch.Tensor]) -> Any:
+            return model(*tensors)
 
     if given is not None and fit_bytes is not None and len({t.shape[0] for t in given}) > 1:
         raise UsageError("--fit varies the batch (the first dimension) of every input: "

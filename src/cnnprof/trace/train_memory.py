@@ -182,11 +182,19 @@ class _Allocations(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (),
                            kwargs: Any = None) -> Any:
+        if func is _DEVICE:
+            # the autograd engine asks every fake tensor its device, most ops of a backward;
+            # answered here without a round trip through the fake mode
+            device = getattr(args[0], "fake_device", None)
+            return device if device is not None else func(*args, **(kwargs or {}))
         out = func(*args, **(kwargs or {}))
         for t in iter_tensors(out):
             self.ledger.add(t, "temporaries")
         self.ledger.sample()
         return out
+
+
+_DEVICE = torch.ops.prim.device.default
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,7 +238,10 @@ class _Whereabouts:
         return (self.stack[-1], self.returned[-1]) if self.stack else ("", 0)
 
     def _mark(self) -> None:
-        if self.phase == "forward" and self._seq is not None:
+        # forward, and a checkpointed module recomputing its forward in backward (its new
+        # nodes number after all of the forward's, so the bounds stay sorted)
+        if self._seq is not None and (self.phase == "forward"
+                                      or (self.phase == "backward" and self.stack)):
             self.bounds.append(self._seq())
             self.owners.append(self.stack[-1] if self.stack else "")
 
@@ -334,6 +345,8 @@ class StepResult:
     samples: list[int] = field(default_factory=list)
     phase_starts: dict[str, int] = field(default_factory=dict)
     error: BaseException | None = None
+    #: False when no output required grad (nothing to differentiate)
+    backward: bool = True
 
 
 def fake_mode() -> Any:
@@ -351,17 +364,19 @@ def fake_like(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor
 
 def simulate_step(
     model: torch.nn.Module,
-    call: Callable[[dict[str, torch.Tensor], list[torch.Tensor]], Any],
+    call: Callable[[list[torch.Tensor]], Any],
     inputs: Callable[[], list[torch.Tensor]],
     *,
     optimizer: OptimizerCost,
     amp: str | None = None,
     dtype: torch.dtype | None = None,
 ) -> StepResult:
-    """One steady-state step of ``model``; ``call(stand_ins, tensors)`` runs its forward with
-    the given stand-ins for parameters and buffers (by name) on ``tensors`` (from
-    ``inputs()``, made inside the fake mode). The model is left as found."""
+    """One steady-state step of ``model``; ``call(tensors)`` runs its forward on ``tensors``
+    (from ``inputs()``, made inside the fake mode) while fake stand-ins replace its
+    parameters and buffers, from forward to the end of backward (a checkpointed module runs
+    its forward again there). The model is left as found."""
     from cnnprof.trace.engine import preserved_state
+    from cnnprof.trace.stand_ins import swapped
 
     where = _Whereabouts()
     ledger = Ledger(where.describe)
@@ -372,6 +387,7 @@ def simulate_step(
     output: Any = None
     loss: Any = None
     grads = 0
+    backward = False
     params: list[torch.Tensor] = []
     stand_ins: dict[str, torch.Tensor] = {}
 
@@ -386,7 +402,10 @@ def simulate_step(
         if moved and where.phase == "forward":
             key = where.gap()
             saved_by_module[key] = saved_by_module.get(key, 0) + moved
-        return t
+        # a detached alias (same storage): returning ``t`` itself would make a tensor its
+        # own node saves a reference cycle, freed only by the garbage collector, later
+        # than without the hook
+        return t.detach()
 
     def grad_ready(p: torch.Tensor) -> None:
         if p.grad is not None:
@@ -423,21 +442,24 @@ def simulate_step(
             handles.append(module.register_forward_hook(post, always_call=True))
         try:
             stack.enter_context(preserved_state(model, train=True))
+            stack.enter_context(swapped(model, stand_ins))
             stack.enter_context(torch.enable_grad())
             stack.enter_context(_Allocations(ledger))
             where.phase = "forward"
             ledger.phase("forward")
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
                     _autocast(amp):
-                output = call(stand_ins, tensors)
+                output = call(tensors)
                 where.phase = "loss"
                 ledger.phase("loss")
                 loss = _loss(output)
             where.phase = "backward"
             where.stack.clear()
+            where.returned.clear()
             ledger.phase("backward")
             if loss is not None:
                 loss.backward()
+                backward = True
             grads = _unique_bytes(p.grad for p in params if p.grad is not None)
             where.phase = "optimizer step"
             ledger.phase("optimizer step")
@@ -465,7 +487,7 @@ def simulate_step(
         gradient_bytes=grads, optimizer_state_bytes=optimizer.state_bytes,
         input_bytes=totals["input"], saved_bytes=sum(saved_by_module.values()),
         saved_by_module=saved_by_module, samples=ledger.samples,
-        phase_starts=ledger.phase_starts, error=error,
+        phase_starts=ledger.phase_starts, error=error, backward=backward,
     )
 
 
@@ -517,7 +539,7 @@ class StepFailed(Exception):
 
 def measure(
     model: torch.nn.Module,
-    call: Callable[[dict[str, torch.Tensor], list[torch.Tensor]], Any],
+    call: Callable[[list[torch.Tensor]], Any],
     make_inputs: Callable[[int], list[torch.Tensor]],
     *,
     batch: int,
@@ -551,6 +573,8 @@ def measure(
     notes: list[str] = []
     if not trainable:
         notes.append("no parameter requires grad: no gradients and no optimizer state")
+    elif not result.backward:
+        notes.append("no floating-point output requires grad: the step has no backward")
     if result.end_bytes != result.start_bytes:
         notes.append(f"{result.end_bytes - result.start_bytes} bytes more are live after the "
                      "step than before it (the model keeps tensors between steps)")
