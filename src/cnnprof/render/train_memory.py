@@ -162,7 +162,7 @@ def combined_figure(report: Report, depth: int | None = None) -> Any:
     layers = layer_figure(report, depth)
     width = float(layers.get_figwidth())
     fig = Figure(figsize=(width, top + 3.4), layout="constrained")
-    upper, lower = fig.subfigures(2, 1, height_ratios=[top, 3.4])
-    layer_figure(report, depth, into=upper)
-    draw(lower, report)
+    halves: Any = fig.subfigures(2, 1, height_ratios=[top, 3.4])
+    layer_figure(report, depth, into=halves[0])
+    draw(halves[1], report)
     return fig

@@ -467,8 +467,8 @@ def simulate_step(
             ledger.sample()
             where.phase = "zero_grad"
             ledger.phase("zero_grad")
-            for p in params:
-                p.grad = None
+            for leaf in params:
+                leaf.grad = None
             ledger.sample()
         except Exception as exc:  # the model's failure is data for the caller
             error = exc
