@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -186,6 +187,9 @@ def test_peak_matches_a_real_cpu_step(name: str, optimizer: str, amp: str | None
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("CNNPROF_TRAIN_MEMORY_MATRIX"),
+                    reason="the real CPU steps take ~30 min (bf16 ViT ~10 min each): "
+                    "CNNPROF_TRAIN_MEMORY_MATRIX=1 runs them")
 @pytest.mark.parametrize(("name", "optimizer", "amp"), MATRIX)
 def test_peak_matches_a_real_cpu_step_matrix(name: str, optimizer: str,
                                              amp: str | None) -> None:
@@ -341,6 +345,8 @@ def test_largest_fitting_search(budget: int, shape: str) -> None:
         expected += 1
     assert best == expected
     assert len(set(calls)) <= 40
+    if shape == "affine":  # the line through two probes lands on the answer
+        assert len(set(calls)) <= 5
 
 
 # -- CLI ---------------------------------------------------------------------------------------

@@ -39,10 +39,10 @@ def section_lines(tm: TrainingMemory) -> list[str]:
         share = value / tm.peak_bytes if tm.peak_bytes else 0.0
         lines.append(f"    {PART_LABELS[part]:<{width}}  {units.nbytes(value):>9}  "
                      f"{units.percent(share):>6}")
-    lines.append(f"  model state {units.nbytes(tm.model_state_bytes)} (parameters "
+    lines.append(f"  model state {units.nbytes(tm.model_state_bytes)} = parameters "
                  f"{units.nbytes(tm.param_bytes)} + gradients {units.nbytes(tm.gradient_bytes)}"
-                 f" + optimizer state {units.nbytes(tm.optimizer_state_bytes)}); saved for "
-                 f"backward {units.nbytes(tm.saved_bytes)}")
+                 f" + optimizer state {units.nbytes(tm.optimizer_state_bytes)}")
+    lines.append(f"  saved for backward by the forward: {units.nbytes(tm.saved_bytes)}")
     if tm.fit_bytes is not None:
         if tm.max_batch:
             peak = units.nbytes(tm.max_batch_peak_bytes or 0)
