@@ -111,7 +111,7 @@ def plain_peak(spec: str, report: Any, device: str, dtype: str) -> int | None:
 def run_one(cfg: Config, device: str, warmup: int | None, repeats: int | None,
             log: Log) -> tuple[Any, list[Any], int | None, float]:
     import cnnprof
-    from cnnprof.timing.api import time_report
+    from cnnprof.timing.api import TimingOptions, time_report
     from cnnprof.timing.checks import all_checks
 
     started = time.perf_counter()
@@ -120,14 +120,15 @@ def run_one(cfg: Config, device: str, warmup: int | None, repeats: int | None,
     # the caching allocator's statistics, which would inflate a later plain-forward peak
     peak = plain_peak(cfg.model, report, device, cfg.dtype)
     gc.collect()
-    timed = time_report(report, cfg.model, device=device, warmup=warmup, repeats=repeats,
-                        kernels=True, graphs=cfg.graphs,
+    options = TimingOptions(device=device, warmup=warmup, repeats=repeats, kernels=True,
+                            graphs=cfg.graphs)
+    timed = time_report(report, cfg.model, options,
                         command=f"cnnprof {cfg.model} --device {device} --time --kernels "
                                 f"--batch {cfg.batch} --dtype {cfg.dtype}"
                                 + (" --graphs" if cfg.graphs else ""))
     checks = all_checks(timed, peak)
     elapsed = time.perf_counter() - started
-    t = timed.timing or {}
+    t = timed.timing.to_dict() if timed.timing is not None else {}  # keys as in the JSON
     log(f"{cfg.model} b{cfg.batch} {cfg.dtype}: e2e {t['end_to_end_median_s'] * 1e3:.3f} ms "
         f"(unhooked {t['end_to_end_unhooked_median_s'] * 1e3:.3f} ms), launch_bound "
         f"{t['launch_bound']}, {elapsed:.1f} s")
@@ -163,9 +164,12 @@ def environment(device: str) -> dict[str, Any]:
     except ImportError:
         pass
     if device.startswith("cuda"):
+        from cnnprof.device import parse
         from cnnprof.timing.api import _device_info
 
-        info = _device_info(device)
+        named = parse(device)
+        assert named is not None
+        info = _device_info(named)
         env.update({k: info.get(k) for k in ("device_name", "cuda", "driver")})
         env["cudnn"] = torch.backends.cudnn.version()
         env["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32
@@ -333,7 +337,7 @@ EXPLANATION = [
 def render_outputs(out: Path, name: str, report: Any) -> list[Path]:
     from cnnprof.render.formats import RenderOptions, render
 
-    stem = f"{name}_b{report.timing['batch']}_{report.timing['dtype']}"
+    stem = f"{name}_b{report.timing.batch}_{report.timing.dtype}"
     written = []
     for suffix, text in (
         (".json", report.to_json() + "\n"),
@@ -358,7 +362,7 @@ def single(args: argparse.Namespace) -> int:
     repeats = None if args.repeats is None or args.repeats < 0 else args.repeats
     cfg = Config(spec, int(batch_text), dtype, graph_text == "graphs")
     timed, checks, peak, elapsed = run_one(cfg, args.device, warmup, repeats, log)
-    t = timed.timing
+    t = timed.timing.to_dict()  # the report's JSON keys
     row = {
         "model": spec, "batch": cfg.batch, "dtype": dtype,
         "e2e_ms": t["end_to_end_median_s"] * 1e3,

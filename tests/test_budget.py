@@ -19,12 +19,12 @@ from cnnprof.budget import (
     load_budget,
     parse_budget,
     parse_percent,
-    run,
     starter_budget,
 )
+from cnnprof.budget_run import run
 from cnnprof.errors import BudgetFileError, UsageError
-from cnnprof.render.units import UnitError, ceil_quantity, format_quantity, parse_quantity
 from cnnprof.testing import assert_within_budget
+from cnnprof.units import UnitError, ceil_quantity, format_quantity, parse_quantity
 
 # -- units -----------------------------------------------------------------------------------
 

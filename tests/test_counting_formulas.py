@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnprof import profile
-from cnnprof.counting import REGISTRY, FormulaRegistry, OpCost, OpKind, formulas
+from cnnprof.counting import REGISTRY, FormulaRegistry, OpCost, OpKind, OpTrait, formulas
 from cnnprof.errors import UsageError
 from cnnprof.report import Cost, Report
 
@@ -332,10 +332,88 @@ def test_user_formula_for_an_unsupported_op() -> None:
     # Fn's forward runs the op itself: its row of own ops carries it
     assert report.layer("(mm)").unsupported_ops == {"aten.mm": 1}
     assert any("no formula" in n for n in report.notes)
-    reg.add("aten.mm", formulas.mm)
+    mm = REGISTRY.formula("aten.mm")
+    assert mm is not None
+    reg.add("aten.mm", mm)
     assert run(torch.mm, (2, 3), (3, 4), registry=reg).totals.macs == 24
 
 
 def test_in_place_variants_share_the_formula() -> None:
     assert REGISTRY.kind("aten.relu_") is OpKind.COMPUTE
     assert REGISTRY.formula("aten.add_") is REGISTRY.formula("aten.add")
+
+
+# -- how formulas read their arguments ---------------------------------------------------------
+
+
+def _argument_names(op: str) -> list[tuple[str, ...]] | None:
+    """Every overload's argument names of an ``aten.``/``torchvision.``/``function.`` op, None
+    when this torch lacks it (or a builtin function hides its signature)."""
+    import inspect
+
+    import torchvision  # noqa: F401  (registers torch.ops.torchvision)
+
+    kind, name = op.split(".", 1)
+    if kind in ("aten", "torchvision"):
+        packet = getattr(getattr(torch.ops, kind), name, None)
+        if packet is None:
+            return None
+        return [tuple(a.name for a in getattr(packet, o)._schema.arguments)
+                for o in packet.overloads()]
+    try:
+        return [tuple(inspect.signature(getattr(F, name)).parameters)]
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def test_formula_schemas_follow_torchs_argument_names() -> None:
+    # A formula reads arguments by name through a Schema; if torch reordered an op's
+    # arguments, the names here would stop matching and a formula would read the wrong one
+    checked = set()
+    for schema in formulas.SCHEMAS:
+        assert schema.ops, f"schema {schema.names} names no op to check it against"
+        for op in schema.ops:
+            overloads = _argument_names(op)
+            if overloads is None:
+                continue
+            n = len(schema.names)
+            assert any(names[:n] == schema.names for names in overloads), (
+                f"{op}: {schema.names} is not a prefix of any of {overloads}")
+            checked.add(op)
+    # the ops whose arguments sit deepest are all on every torch this project supports
+    assert {"aten.mkldnn_rnn_layer_backward", "aten._cudnn_rnn_backward",
+            "aten._transformer_encoder_layer_fwd", "aten.convolution_backward",
+            "function.multi_head_attention_forward", "torchvision.roi_align"} <= checked
+
+
+def test_an_unknown_rnn_mode_fails_the_formula_instead_of_costing_an_lstm() -> None:
+    formula = REGISTRY.formula("aten.mkldnn_rnn_layer_backward")
+    assert formula is not None
+    t = torch.empty(5, 2, 3, device="meta")
+    w_ih, w_hh = torch.empty(16, 3, device="meta"), torch.empty(16, 4, device="meta")
+    b = torch.empty(16, device="meta")
+    args = [t, w_ih, w_hh, b, b, None, None, t, None, None, t, None, None, False,
+            2, 4, 1, True]  # mode 2: LSTM
+    assert formula(tuple(args), {}, None).macs == 2 * (16 * 3 + 16 * 4) * 10
+    args[14] = 7  # no such mode
+    with pytest.raises(ValueError, match="unknown RNN mode 7"):
+        formula(tuple(args), {}, None)
+
+
+def test_primary_output_only_is_a_registry_trait() -> None:
+    assert REGISTRY.has("aten.native_batch_norm", OpTrait.PRIMARY_OUTPUT_ONLY)
+    assert not REGISTRY.has("aten.convolution", OpTrait.PRIMARY_OUTPUT_ONLY)
+    reg = REGISTRY.copy()
+    assert reg.has("aten.native_batch_norm", OpTrait.PRIMARY_OUTPUT_ONLY)
+    reg.declare(OpTrait.PRIMARY_OUTPUT_ONLY, ["aten.max_pool2d_with_indices"])
+    assert not REGISTRY.has("aten.max_pool2d_with_indices", OpTrait.PRIMARY_OUTPUT_ONLY)
+    # the trait is what makes batch norm's bytes the same on meta and the CPU (its saved
+    # statistics are empty on the CPU in eval, C-sized on meta)
+    bn = nn.BatchNorm2d(4).eval()
+    write = {d: profile(bn, "4x6x6", device=d).totals.write_bytes for d in ("meta", "cpu")}
+    assert write["meta"] == write["cpu"] == 4 * 6 * 6 * 4  # the normalised output only
+    # without the trait the meta run counts save_mean and save_invstd as written too
+    bare = FormulaRegistry()
+    bare.mark(OpKind.MOVEMENT, ["aten._native_batch_norm_legit_no_training"])
+    meta = profile(bn, "4x6x6", device="meta", registry=bare).totals.write_bytes
+    assert meta > write["meta"]

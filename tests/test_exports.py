@@ -115,10 +115,10 @@ def test_html_report(resnet18: Report) -> None:
 
 
 def test_html_timed_report_adds_time() -> None:
-    from cnnprof.timing.api import time_report
+    from cnnprof.timing.api import TimingOptions, time_report
 
-    timed = time_report(profile("lenet"), "lenet", device="cpu", warmup=0, repeats=2,
-                        memory=False)
+    timed = time_report(profile("lenet"), "lenet",
+                        TimingOptions(device="cpu", warmup=0, repeats=2, memory=False))
     text = render(timed, "html", RenderOptions())
     words = " ".join(parse_html(text).texts)
     assert "Time (median)" in words and "Latency (median)" in words

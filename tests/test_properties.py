@@ -1,5 +1,5 @@
 """Property-based tests of the two text parsers users type into: input specs (inputs.py)
-and quantities (render/units.py), with their formatters."""
+and quantities (cnnprof/units.py), with their formatters."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from cnnprof import units
 from cnnprof.errors import InputSpecError
 from cnnprof.inputs import DTYPE_ALIASES, InputSpec, parse_batch, parse_dtype, parse_input_spec
-from cnnprof.render import units
 
 dims = st.lists(st.integers(min_value=1, max_value=10**6), min_size=1, max_size=6)
 aliases = st.sampled_from(sorted(DTYPE_ALIASES))

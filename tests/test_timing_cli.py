@@ -73,7 +73,6 @@ def test_batch_sweep_kernels_and_roofline_override(capsys: pytest.CaptureFixture
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["lenet", "--time"], "--time needs a real device"),
     (["lenet", "--time", "--device", "meta"], "--time needs a real device"),
     (["lenet", "--repeats", "3"], "only apply with --time"),
     (["lenet", "--batch", "1,8"], "add --time"),
@@ -83,6 +82,28 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]
                              message: str) -> None:
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_time_with_the_default_device_picks_one_and_says_which(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--device auto (the default) times on the GPU when there is one, else on the CPU,
+    and says so on stderr and in the report's notes."""
+    import torch
+
+    data = _json(capsys, ["lenet", "--time", "--repeats", "2", "--warmup", "0", "-f", "json"])
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert data["timing"]["device"] == expected
+    assert data["device"] == "meta"  # the counts are made on meta as always
+    assert any(n.startswith(f"timed on {expected} (auto: ") for n in data["notes"])
+
+
+def test_time_auto_stderr_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert main(["lenet", "--time", "--repeats", "1", "--warmup", "0", "-f", "json"]) == 0
+    assert "cnnprof: timing on cpu (auto: no CUDA GPU here)" in capsys.readouterr().err
 
 
 def test_cuda_without_gpu_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -128,12 +149,12 @@ def test_classify_arithmetic() -> None:
     # intensity 200 FLOP/B ≥ ridge 100 → compute-bound; achieved 2 TFLOP/s, 10 GB/s
     roof = roofline.classify(2_000_000_000, 10_000_000, 1e-3, 100.0, 1000.0)
     assert roof is not None
-    assert roof["bound"] == "compute" and roof["intensity"] == pytest.approx(200.0)
-    assert roof["achieved_tflops"] == pytest.approx(2.0)
-    assert roof["achieved_gbps"] == pytest.approx(10.0)
-    assert roof["efficiency"] == pytest.approx(2.0 / 100.0)
+    assert roof.bound == "compute" and roof.intensity == pytest.approx(200.0)
+    assert roof.achieved_tflops == pytest.approx(2.0)
+    assert roof.achieved_gbps == pytest.approx(10.0)
+    assert roof.efficiency == pytest.approx(2.0 / 100.0)
     # 1e6 FLOPs over 1e7 bytes: intensity 0.1 → memory-bound, attainable 0.1 * 1e12 FLOP/s
     mem = roofline.classify(1_000_000, 10_000_000, 1e-3, 100.0, 1000.0)
-    assert mem is not None and mem["bound"] == "memory"
-    assert mem["attainable_tflops"] == pytest.approx(0.1)
+    assert mem is not None and mem.bound == "memory"
+    assert mem.attainable_tflops == pytest.approx(0.1)
     assert roofline.classify(0, 0, 1e-3, 100.0, 1000.0) is None

@@ -27,11 +27,11 @@ pytestmark = [
 def _timed(model: str, batch: int = 32, dtype: str = "float32",  # type: ignore[no-untyped-def]
            graphs: bool = False):
     import cnnprof
-    from cnnprof.timing.api import time_report
+    from cnnprof.timing.api import TimingOptions, time_report
 
     report = cnnprof.profile(model, batch=batch, dtype=dtype)
-    return report, time_report(report, model, device="cuda", warmup=10, repeats=30,
-                               kernels=True, graphs=graphs)
+    options = TimingOptions(device="cuda", warmup=10, repeats=30, kernels=True, graphs=graphs)
+    return report, time_report(report, model, options)
 
 
 def _plain_peak(model: str, report) -> int:  # type: ignore[no-untyped-def]
@@ -52,17 +52,17 @@ def test_batch32_eager_memory_and_hook_overhead(model: str) -> None:
 
     report, timed = _timed(model)
     t = timed.timing
-    assert t["device"].startswith("cuda") and t["clock"] == "cuda_event"
-    assert t["mode"] == "eval"
+    assert t.device.startswith("cuda") and t.clock == "cuda_event"
+    assert t.mode == "eval"
     memory = checks.memory_match(timed, _plain_peak(model, report))
     assert memory.passed, memory.detail
     # kernels and roofline are present for the convolutions / linears
     leaves = [r for r in timed.layers if r.is_leaf and r.time and r.flops]
     assert all(r.kernels for r in leaves)
-    assert all(r.roofline and r.roofline["bound"] in ("compute", "memory") for r in leaves)
+    assert all(r.roofline and r.roofline.bound in ("compute", "memory") for r in leaves)
     assert all(r.memory is not None for r in timed.layers if r.time)
     # hook overhead is meaningful only where the GPU, not the host, sets the pace
-    host, gpu = t["host_unhooked_median_s"], t["end_to_end_unhooked_median_s"]
+    host, gpu = t.host_unhooked_median_s, t.end_to_end_unhooked_median_s
     if host >= 0.8 * gpu:
         pytest.skip(f"{model} b32 is launch-bound on this host even without hooks "
                     f"(queue {host * 1e3:.2f} ms for {gpu * 1e3:.2f} ms of GPU work)")
@@ -79,27 +79,28 @@ def test_batch32_graph_mode_against_references(model: str) -> None:
     peak = _plain_peak(model, cnnprof.profile(model, batch=32))
     _report, timed = _timed(model, graphs=True)
     t = timed.timing
-    assert t["mode"] == "graph" and t["graph_method"] == "in_graph", t["graph_marks_failure"]
-    assert t["graph_fallbacks"] == {}, t["graph_fallbacks"]
-    e2e = t["end_to_end_graph_median_s"]
+    assert t.mode == "graph" and t.graph is not None
+    assert t.graph["graph_method"] == "in_graph", t.graph["graph_marks_failure"]
+    assert t.graph["graph_fallbacks"] == {}, t.graph["graph_fallbacks"]
+    e2e = t.graph["end_to_end_graph_median_s"]
     assert e2e is not None and e2e > 0
     # replaying removes launch gaps: never meaningfully slower than the unhooked eager run
-    assert e2e <= 1.05 * t["end_to_end_unhooked_median_s"]
+    assert e2e <= 1.05 * t.end_to_end_unhooked_median_s
     timed_layers = [r for r in timed.layers if r.time]
-    assert all(r.time["method"] == "graph" and "eager_median_s" in r.time
+    assert all(r.time.method == "graph" and r.time.eager_median_s is not None
                for r in timed_layers)
-    assert all(len(r.time["samples_s"]) == 30 for r in timed_layers)  # one per replay
+    assert all(len(r.time.samples_s) == 30 for r in timed_layers)  # one per replay
     # MultiheadAttention's out_proj never runs as a module: no time, and MHA has one
     if model == "vit_b_16":
         mha = timed.layer("encoder.layers.encoder_layer_0.self_attention")
-        assert mha.time is not None and mha.time["median_s"] > 0
+        assert mha.time is not None and mha.time.median_s > 0
         assert timed.layer("encoder.layers.encoder_layer_0.self_attention.out_proj").time is None
     # (a') the marks cost at most 10% of the graph replay
     marks = checks.graph_mark_overhead(timed)
     assert marks.passed, marks.detail
     # (b') nothing is lost between marks: the compensated leaves + parents' own ops make up
     # the unmarked replay
-    assert abs(t["graph_sum_s"] / e2e - 1) <= 0.03
+    assert abs(t.graph["graph_sum_s"] / e2e - 1) <= 0.03
     # the parents' own ops are leaf rows of their own (ResNet-50's `out += identity` in
     # Bottleneck.forward: ~11% of its GPU time at batch 32 in float32, which no leaf module
     # held before those rows existed, reports/gpu/CALIBRATION.md), so the leaves alone make
@@ -107,9 +108,9 @@ def test_batch32_graph_mode_against_references(model: str) -> None:
     leaves = checks.graph_leaf_sum(timed)
     assert leaves.passed, leaves.detail
     ops = [r for r in timed.layers if r.is_ops and r.time]
-    assert ops and all(r.time["method"] == "graph" for r in ops)
+    assert ops and all(r.time.method == "graph" for r in ops)
     if model == "resnet50":  # 16 adds of up to 2x25.7 MB each: memory-bound, not negligible
-        assert sum(r.time["median_s"] for r in ops) >= 0.03 * e2e
+        assert sum(r.time.median_s for r in ops) >= 0.03 * e2e
     # (c') every layer over 50 µs matches the kernels the profiler attributes to it
     kernel = checks.kernel_match(timed, graph=True)
     assert kernel.passed, kernel.detail
@@ -139,17 +140,17 @@ def test_graphs_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
 def test_bfloat16_and_launch_bound_flag() -> None:
     _, timed = _timed("resnet50", batch=1, dtype="bfloat16")
     t = timed.timing
-    assert t["dtype"] == "bfloat16"
-    assert isinstance(t["launch_bound"], bool)
-    if t["launch_bound"]:
-        assert any("launch-bound" in n for n in t["notes"])
+    assert t.dtype == "bfloat16"
+    assert isinstance(t.launch_bound, bool)
+    if t.launch_bound:
+        assert any("launch-bound" in n for n in t.notes)
     conv = timed.layer("conv1")
-    assert conv.roofline is not None and conv.roofline["peak_tflops"] > 0
+    assert conv.roofline is not None and conv.roofline.peak_tflops > 0
 
 
 def test_cuda_oom_names_layer_and_suggests_smaller_batch() -> None:
     from cnnprof.errors import ModelFailedError
-    from cnnprof.timing.api import time_report
+    from cnnprof.timing.api import TimingOptions, time_report
 
     free, _ = torch.cuda.mem_get_info()
     # a batch whose first activation alone exceeds free memory: 64*112*112*4 B per sample
@@ -158,25 +159,28 @@ def test_cuda_oom_names_layer_and_suggests_smaller_batch() -> None:
 
     report = cnnprof.profile("resnet18", batch=batch)
     with pytest.raises(ModelFailedError, match="out of memory") as info:
-        time_report(report, "resnet18", device="cuda", warmup=0, repeats=1, memory=False)
+        time_report(report, "resnet18",
+                    TimingOptions(device="cuda", warmup=0, repeats=1, memory=False))
     assert "smaller --batch" in (info.value.hint or "")
 
 
 def test_isolated_replays_when_no_marks_are_given() -> None:
     """The fallback path (a forward that cannot be captured with marks) on real graphs."""
     import cnnprof
-    from cnnprof.timing.api import time_report
-    from cnnprof.timing.graphs import CudaGraphBackend, Plan
+    from cnnprof.timing.api import TimingOptions, time_report
+    from cnnprof.timing.graph_capture import CudaGraphBackend
+    from cnnprof.timing.isolated import Plan
 
     report = cnnprof.profile("resnet18", batch=8)
-    timed = time_report(report, "resnet18", device="cuda", warmup=3, repeats=5, memory=False,
-                        graphs=True, graph_backend=CudaGraphBackend("cuda"),
+    timed = time_report(report, "resnet18",
+                        TimingOptions(device="cuda", warmup=3, repeats=5, memory=False,
+                                      graphs=True), graph_backend=CudaGraphBackend("cuda"),
                         graph_plan=Plan(windows=3))
     t = timed.timing
-    assert t["graph_method"] == "isolated" and t["graph_fallbacks"] == {}
+    assert t.graph["graph_method"] == "isolated" and t.graph["graph_fallbacks"] == {}
     conv = timed.layer("conv1").time
-    assert conv["method"] == "isolated" and len(conv["samples_s"]) == 3
-    assert conv["graph_calls_per_window"] >= 1
+    assert conv is not None and conv.method == "isolated" and len(conv.samples_s) == 3
+    assert conv.graph_calls_per_window is not None and conv.graph_calls_per_window >= 1
     # isolated calls add up to about the whole-model replay; each isolated call carries its
     # own launch and warm caches, so at batch 8 the sum runs ~12% over (measured on an H100)
-    assert abs(t["graph_sum_s"] / t["end_to_end_graph_median_s"] - 1) < 0.25
+    assert abs(t.graph["graph_sum_s"] / t.graph["end_to_end_graph_median_s"] - 1) < 0.25

@@ -9,21 +9,15 @@ from typing import Any
 
 import pytest
 import torch
+from graph_fakes import FakeGraphBackend
 from torch import nn
 
 from cnnprof.errors import UsageError
 from cnnprof.timing import checks
 from cnnprof.timing.clocks import FakeClock
-from cnnprof.timing.graphs import (
-    Call,
-    FakeGraphBackend,
-    Measured,
-    Plan,
-    choose_count,
-    combine,
-    measure_call,
-    record_calls,
-)
+from cnnprof.timing.graph_capture import Call, Measured
+from cnnprof.timing.graphs import combine
+from cnnprof.timing.isolated import Plan, choose_count, measure_call, record_calls
 from cnnprof.timing.timer import TimerResult, module_names
 
 MS = 1e-3
@@ -133,10 +127,10 @@ def _report(model: nn.Module, shape: tuple[int, ...]) -> Any:
 
 def _graph_timed(model: nn.Module, clock: FakeClock, backend: FakeGraphBackend,
                  shape: tuple[int, ...] = (1, 2)) -> Any:
-    from cnnprof.timing.api import time_report
+    from cnnprof.timing.api import TimingOptions, time_report
 
-    return time_report(_report(model, shape), model, device="cpu", warmup=1, repeats=4,
-                       clock=clock, graphs=True, graph_backend=backend,
+    options = TimingOptions(device="cpu", warmup=1, repeats=4, graphs=True)
+    return time_report(_report(model, shape), model, options, clock=clock, graph_backend=backend,
                        graph_plan=Plan(windows=3))
 
 
@@ -146,47 +140,47 @@ def test_graph_mode_exact_times_self_times_and_eager_figures_kept() -> None:
     model = Net(clock)
     timed = _graph_timed(model, clock, backend)
     t = timed.timing
-    assert t["mode"] == "graph"
+    assert t.mode == "graph"
     # whole model replayed: 1 + (2 + 3 + 0.5) + 2 * 0.25 = 7 ms, no hook marks inside
-    assert t["end_to_end_graph_median_s"] == pytest.approx(7 * MS)
-    assert len(t["end_to_end_graph_samples_s"]) == 4
+    assert t.graph["end_to_end_graph_median_s"] == pytest.approx(7 * MS)
+    assert len(t.graph["end_to_end_graph_samples_s"]) == 4
     # the eager figures are still there: hooked 7.017 ms (15 marks, and 2 around the block's
     # own add) vs unhooked 7.001 ms
-    assert t["end_to_end_median_s"] == pytest.approx(7.017 * MS)
-    assert t["end_to_end_unhooked_median_s"] == pytest.approx(7.001 * MS)
+    assert t.end_to_end_median_s == pytest.approx(7.017 * MS)
+    assert t.end_to_end_unhooked_median_s == pytest.approx(7.001 * MS)
     a = timed.layer("a").time
-    assert a["method"] == "isolated" and a["median_s"] == pytest.approx(1 * MS)
-    assert a["eager_median_s"] == pytest.approx(1.001 * MS)  # the hook's mark inside
-    assert a["share"] == pytest.approx(1 / 7)  # of the graph end-to-end time
-    assert len(a["samples_s"]) == 3  # one per window
+    assert a.method == "isolated" and a.median_s == pytest.approx(1 * MS)
+    assert a.eager_median_s == pytest.approx(1.001 * MS)  # the hook's mark inside
+    assert a.share == pytest.approx(1 / 7)  # of the graph end-to-end time
+    assert len(a.samples_s) == 3  # one per window
     # the block's call is captured whole: 5.5 ms; self = 5.5 - 2 - 3 = 0.5 ms
     block = timed.layer("block").time
-    assert block["median_s"] == pytest.approx(5.5 * MS)
-    assert block["self_median_s"] == pytest.approx(0.5 * MS)
+    assert block.median_s == pytest.approx(5.5 * MS)
+    assert block.self_median_s == pytest.approx(0.5 * MS)
     # the shared act: two isolated calls of 0.25 ms add up; each 0.25 ms call is replayed
     # ceil(1 ms / 0.25 ms) = 4 times per window
     act = timed.layer("act").time
-    assert act["median_s"] == pytest.approx(0.5 * MS) and act["calls"] == 2
-    assert act["graph_calls_per_window"] == 4
+    assert act.median_s == pytest.approx(0.5 * MS) and act.calls == 2
+    assert act.graph_calls_per_window == 4
     root = timed.layer("").time
-    assert root["median_s"] == pytest.approx(7 * MS)
-    assert root["self_median_s"] == pytest.approx(0.0, abs=1e-12)
+    assert root.median_s == pytest.approx(7 * MS)
+    assert root.self_median_s == pytest.approx(0.0, abs=1e-12)
     # (b'): leaves 1 + 2 + 3 + 0.5 = 6.5 ms, parents' own 0.5 (block) + 0 (root) = 7 ms
-    assert t["graph_method"] == "isolated"
-    assert t["graph_leaf_sum_s"] == pytest.approx(6.5 * MS)
-    assert t["graph_parent_self_sum_s"] == pytest.approx(0.5 * MS)
-    assert t["graph_sum_s"] == pytest.approx(7 * MS)
+    assert t.graph["graph_method"] == "isolated"
+    assert t.graph["graph_leaf_sum_s"] == pytest.approx(6.5 * MS)
+    assert t.graph["graph_parent_self_sum_s"] == pytest.approx(0.5 * MS)
+    assert t.graph["graph_sum_s"] == pytest.approx(7 * MS)
     check = checks.graph_leaf_sum(timed)
     assert check.passed and check.value == pytest.approx(6.5 / 7 - 1)
     assert "with parents' own +0.0%" in check.detail
     assert checks.graph_mark_overhead(timed).passed is None  # no in-graph marks here
-    assert t["graph_fallbacks"] == {} and backend.closed
+    assert t.graph["graph_fallbacks"] == {} and backend.closed
     # the block's own add has no call to replay in isolation: it keeps its eager time (the
     # 0.5 ms and the mark that opened it), and says so
     add = timed.layer("block.(add)").time
-    assert add["method"] == "events" and add["median_s"] == pytest.approx(0.501 * MS)
+    assert add.method == "events" and add.median_s == pytest.approx(0.501 * MS)
     # the eager leaf sum is still the eager one: 7 ms + 6 marks of 1 µs
-    assert t["leaf_self_sum_s"] == pytest.approx(7 * MS + 6 * US)
+    assert t.leaf_self_sum_s == pytest.approx(7 * MS + 6 * US)
 
 
 def test_uncapturable_layer_falls_back_to_event_times_and_is_marked() -> None:
@@ -196,30 +190,30 @@ def test_uncapturable_layer_falls_back_to_event_times_and_is_marked() -> None:
     timed = _graph_timed(model, clock, backend)
     t = timed.timing
     ok, bad, root = timed.layer("0").time, timed.layer("1").time, timed.layer("").time
-    assert ok["method"] == "isolated" and ok["median_s"] == pytest.approx(1 * MS)
+    assert ok.method == "isolated" and ok.median_s == pytest.approx(1 * MS)
     # the syncing layer keeps its eager event time; its parent (the whole model) contains
     # it, so it cannot be captured either
-    assert bad["method"] == "events" and bad["median_s"] == pytest.approx(2 * MS)
-    assert root["method"] == "events" and root["median_s"] == pytest.approx(3 * MS)
-    assert set(t["graph_fallbacks"]) == {"", "1"}
-    assert "capturing" in t["graph_fallbacks"]["1"]
-    assert t["end_to_end_graph_median_s"] is None
-    assert any("could not be captured" in n for n in t["notes"])
+    assert bad.method == "events" and bad.median_s == pytest.approx(2 * MS)
+    assert root.method == "events" and root.median_s == pytest.approx(3 * MS)
+    assert set(t.graph["graph_fallbacks"]) == {"", "1"}
+    assert "capturing" in t.graph["graph_fallbacks"]["1"]
+    assert t.graph["end_to_end_graph_median_s"] is None
+    assert any("could not be captured" in n for n in t.notes)
     assert checks.graph_leaf_sum(timed).passed is None  # no graph end-to-end to compare
 
 
 def test_graph_mode_refused_on_cpu_without_backend_and_in_train_mode() -> None:
-    from cnnprof.timing.api import time_report
+    from cnnprof.timing.api import TimingOptions, time_report
 
     model = nn.Linear(2, 2)
     with pytest.raises(UsageError, match="--device cuda"):
-        time_report(_report(model, (1, 2)), model, device="cpu", graphs=True)
+        time_report(_report(model, (1, 2)), model, TimingOptions(device="cpu", graphs=True))
     import cnnprof
 
     train = cnnprof.profile(model, [2], batch=1, mode="train")
     clock = FakeClock()
     with pytest.raises(UsageError, match="eval mode only"):
-        time_report(train, model, device="cpu", graphs=True,
+        time_report(train, model, TimingOptions(device="cpu", graphs=True),
                     graph_backend=FakeGraphBackend(clock))
 
 
@@ -330,7 +324,7 @@ def test_kernel_match_graph_uses_isolated_times_and_eager_uses_eager() -> None:
     timed = _graph_timed(Net(clock), clock, backend)
     assert checks.kernel_match(timed, graph=True).passed is None  # no --kernels data yet
     # pretend the profiler attributed exactly the isolated time + 5% to every layer
-    layers = tuple(replace(r, time={**r.time, "kernel_s": r.time["median_s"] * 1.05})
+    layers = tuple(replace(r, time=replace(r.time, kernel_s=r.time.median_s * 1.05))
                    if r.time else r for r in timed.layers)
     with_kernels = timed.with_updates(layers=layers)
     graph = checks.kernel_match(with_kernels, graph=True)
@@ -345,11 +339,11 @@ def test_kernel_match_graph_uses_isolated_times_and_eager_uses_eager() -> None:
 
 # -- marks inside the whole-model graph (cnnprof.timing.ingraph) -----------------------------
 def _in_graph_timed(model: nn.Module, clock: FakeClock, backend: FakeGraphBackend) -> Any:
-    from cnnprof.timing.api import time_report
+    from cnnprof.timing.api import TimingOptions, time_report
     from cnnprof.timing.ingraph import ClockWatch
 
-    return time_report(_report(model, (1, 2)), model, device="cpu", warmup=1, repeats=4,
-                       clock=clock, graphs=True, graph_backend=backend,
+    options = TimingOptions(device="cpu", warmup=1, repeats=4, graphs=True)
+    return time_report(_report(model, (1, 2)), model, options, clock=clock, graph_backend=backend,
                        graph_marks=(lambda: clock, ClockWatch))
 
 
@@ -358,38 +352,38 @@ def test_in_graph_marks_share_boundaries_and_time_layers_in_context() -> None:
     backend = FakeGraphBackend(clock)
     timed = _in_graph_timed(Net(clock), clock, backend)
     t = timed.timing
-    assert t["graph_method"] == "in_graph" and t["graph_variants"] == 1
+    assert t.graph["graph_method"] == "in_graph" and t.graph["graph_variants"] == 1
     # boundaries with work before them get a mark: the start, then after a, act, b, c, the
     # block's own add and the second act; the other 8 module boundaries share one of those
-    assert t["graph_marks"] == [7]
-    assert t["end_to_end_graph_median_s"] == pytest.approx(7 * MS)  # unmarked replay
+    assert t.graph["graph_marks"] == [7]
+    assert t.graph["end_to_end_graph_median_s"] == pytest.approx(7 * MS)  # unmarked replay
     # 7 ms of layers plus the 6 marks after the first one, each 1 µs
-    assert t["end_to_end_graph_marked_median_s"] == pytest.approx(7.006 * MS)
-    assert t["graph_mark_overhead"] == pytest.approx(0.006 / 7)
-    assert t["graph_dense_mark_overhead"] == pytest.approx(0.006 / 7)
+    assert t.graph["end_to_end_graph_marked_median_s"] == pytest.approx(7.006 * MS)
+    assert t.graph["graph_mark_overhead"] == pytest.approx(0.006 / 7)
+    assert t.graph["graph_dense_mark_overhead"] == pytest.approx(0.006 / 7)
     # each mark cost (7.006 - 7) / 6 marks crossed = 1 µs, and each call's samples lose the
     # marks its interval crosses: the layers' own times come out exactly
-    assert t["graph_mark_cost_s"] == [pytest.approx(1 * US)]
+    assert t.graph["graph_mark_cost_s"] == [pytest.approx(1 * US)]
     a = timed.layer("a").time
-    assert a["method"] == "graph" and a["median_s"] == pytest.approx(1 * MS)
-    assert len(a["samples_s"]) == 4 and "graph_calls_per_window" not in a  # one per replay
-    assert a["eager_median_s"] == pytest.approx(1.001 * MS)  # the eager hook's mark inside
+    assert a.method == "graph" and a.median_s == pytest.approx(1 * MS)
+    assert len(a.samples_s) == 4 and a.graph_calls_per_window is None  # one per replay
+    assert a.eager_median_s == pytest.approx(1.001 * MS)  # the eager hook's mark inside
     block = timed.layer("block").time
-    assert block["median_s"] == pytest.approx(5.5 * MS)
+    assert block.median_s == pytest.approx(5.5 * MS)
     # the residual add is a row of its own, timed between the marks around it (shared with
     # c's end and the block's end: no mark of its own), so the block keeps nothing
     add = timed.layer("block.(add)").time
-    assert add["method"] == "graph" and add["median_s"] == pytest.approx(0.5 * MS)
-    assert block["self_median_s"] == pytest.approx(0.0, abs=1e-12)
+    assert add.method == "graph" and add.median_s == pytest.approx(0.5 * MS)
+    assert block.self_median_s == pytest.approx(0.0, abs=1e-12)
     act = timed.layer("act").time
-    assert act["calls"] == 2 and act["median_s"] == pytest.approx(0.5 * MS)
-    assert timed.layer("").time["median_s"] == pytest.approx(7 * MS)  # = the unmarked replay
-    assert t["graph_sum_s"] == pytest.approx(7 * MS)
+    assert act.calls == 2 and act.median_s == pytest.approx(0.5 * MS)
+    assert timed.layer("").time.median_s == pytest.approx(7 * MS)  # = the unmarked replay
+    assert t.graph["graph_sum_s"] == pytest.approx(7 * MS)
     assert checks.graph_mark_overhead(timed).passed
     leaf = checks.graph_leaf_sum(timed)  # the add is a leaf: the leaves are the whole replay
     assert leaf.passed and leaf.value == pytest.approx(0.0, abs=1e-9)
-    assert t["graph_leaf_sum_s"] == pytest.approx(7 * MS)
-    assert backend.closed and not any("isolated" in n for n in t["notes"])
+    assert t.graph["graph_leaf_sum_s"] == pytest.approx(7 * MS)
+    assert backend.closed and not any("isolated" in n for n in t.notes)
 
 
 def test_costly_marks_are_split_over_contiguous_variants_and_compensated() -> None:
@@ -430,7 +424,7 @@ def test_costly_marks_are_split_over_contiguous_variants_and_compensated() -> No
 
 
 def test_marks_that_change_between_captures_are_refused() -> None:
-    from cnnprof.timing.graphs import CaptureError
+    from cnnprof.timing.graph_capture import CaptureError
     from cnnprof.timing.ingraph import ClockWatch, MarkPlan, run_in_graph
 
     clock = FakeClock(per_record_s=1 * MS)

@@ -81,16 +81,16 @@ def test_gap_tracker_survives_an_exception_and_starts_clean() -> None:
 
 
 def test_time_report_on_cpu_times_resnet_residual_adds() -> None:
-    from cnnprof.timing.api import time_report
+    from cnnprof.timing.api import TimingOptions, time_report
 
     report = cnnprof.profile("basic_block")
-    timed = time_report(report, "basic_block", device="cpu", warmup=1, repeats=3)
+    timed = time_report(report, "basic_block", TimingOptions(device="cpu", warmup=1, repeats=3))
     add = timed.layer("(add_)")
-    assert add.time is not None and add.time["median_s"] > 0 and add.time["calls"] == 1
+    assert add.time is not None and add.time.median_s > 0 and add.time.calls == 1
     t = timed.timing
     assert t is not None
-    leaves = sum(r.time["self_median_s"] for r in timed.layers if r.is_leaf and r.time)
-    assert t["leaf_self_sum_s"] == pytest.approx(leaves)
+    leaves = sum(r.time.self_median_s for r in timed.layers if r.is_leaf and r.time)
+    assert t.leaf_self_sum_s == pytest.approx(leaves)
 
 
 def test_kernel_ranges_attribute_a_gaps_ops_to_its_row() -> None:

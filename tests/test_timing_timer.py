@@ -186,36 +186,37 @@ def _report_for(model: nn.Module, shape: tuple[int, ...]) -> Report:
 
 
 def test_time_report_fields_from_fake_clock() -> None:
-    from cnnprof.timing.api import time_report
+    from cnnprof.timing.api import TimingOptions, time_report
 
     clock = FakeClock(per_record_s=1 * US)
     model = Net(clock)
     report = _report_for(model, (1, 2))
-    timed = time_report(report, model, device="cpu", warmup=1, repeats=4, clock=clock)
+    timed = time_report(report, model, TimingOptions(device="cpu", warmup=1, repeats=4),
+                        clock=clock)
     t = timed.timing
     assert t is not None
     # hooked 7.017 ms (15 module marks, 2 around the block's own add) vs unhooked 7.001 ms
-    assert t["end_to_end_median_s"] == pytest.approx(7.017 * MS)
-    assert t["end_to_end_unhooked_median_s"] == pytest.approx(7.001 * MS)
-    assert t["hook_overhead"] == pytest.approx(0.016 / 7.001)
+    assert t.end_to_end_median_s == pytest.approx(7.017 * MS)
+    assert t.end_to_end_unhooked_median_s == pytest.approx(7.001 * MS)
+    assert t.hook_overhead == pytest.approx(0.016 / 7.001)
     # leaves: a (1 ms + 1 µs), b, c (+1 µs each), act (2 calls: 0.5 ms + 2 µs), and the
     # block's own add (0.5 ms + the 1 µs of the mark that opened it)
-    assert t["leaf_self_sum_s"] == pytest.approx((1 + 2 + 3 + 0.5 + 0.5) * MS + 6 * US)
+    assert t.leaf_self_sum_s == pytest.approx((1 + 2 + 3 + 0.5 + 0.5) * MS + 6 * US)
     add = timed.layer("block.(add)").time
-    assert add is not None and add["median_s"] == pytest.approx(0.501 * MS)
+    assert add is not None and add.median_s == pytest.approx(0.501 * MS)
     block = timed.layer("block").time
     # its own time: the marks no child interval holds (its start, b's and c's end, the gap's
     # end), 1 µs each
-    assert block is not None and block["self_median_s"] == pytest.approx(4 * US)
-    assert t["repeats"] == 4 and t["warmup"] == 1 and t["clock"] == "manual"
-    assert len(t["end_to_end_samples_s"]) == 4
+    assert block is not None and block.self_median_s == pytest.approx(4 * US)
+    assert t.repeats == 4 and t.warmup == 1 and t.clock == "manual"
+    assert len(t.end_to_end_samples_s) == 4
     a = timed.layer("a").time
     assert a is not None
-    assert a["median_s"] == pytest.approx(1.001 * MS) and a["min_s"] == pytest.approx(1.001 * MS)
-    assert a["share"] == pytest.approx(1.001 / 7.017)
-    assert a["samples_s"] == pytest.approx([1.001 * MS] * 4)
+    assert a.median_s == pytest.approx(1.001 * MS) and a.min_s == pytest.approx(1.001 * MS)
+    assert a.share == pytest.approx(1.001 / 7.017)
+    assert a.samples_s == pytest.approx([1.001 * MS] * 4)
     act = timed.layer("act").time
-    assert act is not None and act["calls"] == 2
+    assert act is not None and act.calls == 2
     # counts are untouched by timing
     assert [r.flops for r in timed.layers] == [r.flops for r in report.layers]
     assert timed.layer("a").memory is None  # memory is measured on CUDA only
@@ -225,7 +226,7 @@ def test_time_report_fields_from_fake_clock() -> None:
 
 
 def test_time_report_leaves_user_model_untouched() -> None:
-    from cnnprof.timing.api import time_report
+    from cnnprof.timing.api import TimingOptions, time_report
 
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
                           nn.Linear(4 * 6 * 6, 3))
@@ -233,7 +234,7 @@ def test_time_report_leaves_user_model_untouched() -> None:
     before = {k: v.clone() for k, v in model.state_dict().items()}
     flags = [m.training for m in model.modules()]
     report = _report_for(model, (2, 3, 8, 8))
-    timed = time_report(report, model, device="cpu", warmup=1, repeats=2)
+    timed = time_report(report, model, TimingOptions(device="cpu", warmup=1, repeats=2))
     assert timed.layer("0").time is not None
     assert _hooks(model) == 0
     assert [m.training for m in model.modules()] == flags
@@ -243,12 +244,12 @@ def test_time_report_leaves_user_model_untouched() -> None:
 
 def test_time_on_meta_is_a_usage_error() -> None:
     from cnnprof.errors import UsageError
-    from cnnprof.timing.api import time_report
+    from cnnprof.timing.api import TimingOptions, time_report
 
     report = Report(ModelInfo("x", "X", "instance"), (TensorInfo((1, 2), "float32"),), "meta",
                     Totals(), ())
     with pytest.raises(UsageError, match="real device"):
-        time_report(report, nn.Linear(2, 2), device="meta")
+        time_report(report, nn.Linear(2, 2), TimingOptions(device="meta"))
 
 
 def test_percentile_rejects_bad_q() -> None:

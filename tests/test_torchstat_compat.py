@@ -11,8 +11,10 @@ import pytest
 
 from cnnprof.api import profile
 from cnnprof.compat.peers import run_torchstat
-from cnnprof.compat.torchstat import annotate_torchstat, round_value, torchstat_values
+from cnnprof.compat.torchstat import annotate_torchstat
+from cnnprof.counting.torchstat import torchstat_values
 from cnnprof.inputs import InputSpec, make_tensors
+from cnnprof.render.torchstat import round_value
 from cnnprof.zoo import resolve
 
 SEED_MODELS = ["lenet", "lenet_ordereddict", "mnist_cnn", "inception_block", "basic_block",

@@ -21,7 +21,8 @@ import pytest
 import torch
 
 from cnnprof.api import profile
-from cnnprof.compat.torchstat import annotate_torchstat, format_table, stat
+from cnnprof.compat.torchstat import annotate_torchstat, stat
+from cnnprof.render.torchstat import format_table
 from cnnprof.report import Report
 from cnnprof.zoo.classic import AlexNetStat, MnistCNN
 

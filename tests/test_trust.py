@@ -165,13 +165,18 @@ def test_failed_write_leaves_the_old_report(tmp_path: Path) -> None:
         assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # no temporary left
 
 
-def test_written_report_keeps_the_files_permissions(cli: Cli, tmp_path: Path) -> None:
+def test_written_report_keeps_the_files_permissions_and_links(cli: Cli, tmp_path: Path) -> None:
     target = tmp_path / "r.json"
     target.write_text("old")
     target.chmod(0o640)
     assert cli("lenet", "-o", str(target)).code == EXIT_OK
     assert json.loads(target.read_text())["model"]["spec"] == "lenet"
     assert target.stat().st_mode & 0o777 == 0o640
+    link = tmp_path / "latest.json"
+    link.symlink_to(target)
+    assert cli("mnist_cnn", "-o", str(link)).code == EXIT_OK
+    assert link.is_symlink()  # the file it names was replaced, the link kept
+    assert json.loads(target.read_text())["model"]["spec"] == "mnist_cnn"
 
 
 # -- 7. diff refuses what is not a finished report -------------------------------------------

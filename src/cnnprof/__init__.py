@@ -1,10 +1,15 @@
 """cnnprof: per-layer shapes, parameters, MACs/FLOPs, memory and timings of PyTorch models.
 
-The public API is small; everything else is an implementation detail::
+The public API is small (``__all__``, documented in docs/api.md); everything else is an
+implementation detail::
 
     import cnnprof
     report = cnnprof.profile("alexnet", "3x224x224")
     report.totals.params, report.totals.macs
+    report.show(depth=1)              # the table; a notebook displays `report` as HTML
+    frame = report.to_dataframe()     # one row per layer (pandas)
+    timed = cnnprof.profile("resnet18", time=True, device="cpu", repeats=3, warmup=1)
+    timed.layer("conv1").time.median_s
 """
 
 from __future__ import annotations
@@ -14,9 +19,17 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = [
+    "CnnprofError",
     "Cost",
+    "Device",
+    "LayerMemory",
     "LayerRecord",
+    "LayerTime",
+    "ModelFailedError",
     "Report",
+    "Roofline",
+    "TimingSummary",
+    "Totals",
     "__version__",
     "load_model",
     "profile",
@@ -24,22 +37,34 @@ __all__ = [
 
 if TYPE_CHECKING:
     from cnnprof.api import profile
-    from cnnprof.report import Cost, LayerRecord, Report
+    from cnnprof.device import Device
+    from cnnprof.errors import CnnprofError, ModelFailedError
+    from cnnprof.measurements import LayerMemory, LayerTime, Roofline, TimingSummary
+    from cnnprof.report import Cost, LayerRecord, Report, Totals
     from cnnprof.zoo.loading import load_model
+
+#: where each public name lives; imported on first use, so `import cnnprof` (and
+#: `cnnprof --help`) never pays for `import torch`
+_HOMES = {
+    "profile": "cnnprof.api",
+    "Report": "cnnprof.report", "LayerRecord": "cnnprof.report", "Cost": "cnnprof.report",
+    "Totals": "cnnprof.report",
+    "LayerTime": "cnnprof.measurements", "LayerMemory": "cnnprof.measurements",
+    "Roofline": "cnnprof.measurements", "TimingSummary": "cnnprof.measurements",
+    "Device": "cnnprof.device",
+    "CnnprofError": "cnnprof.errors", "ModelFailedError": "cnnprof.errors",
+    "load_model": "cnnprof.zoo.loading",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # lazy: `cnnprof --help` and `import cnnprof` must not pay for `import torch`
-    if name == "profile":
-        from cnnprof.api import profile
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'cnnprof' has no attribute {name!r}")
+    import importlib
 
-        return profile
-    if name in ("Report", "LayerRecord", "Cost"):
-        from cnnprof import report
+    return getattr(importlib.import_module(home), name)
 
-        return getattr(report, name)
-    if name == "load_model":
-        from cnnprof.zoo.loading import load_model
 
-        return load_model
-    raise AttributeError(f"module 'cnnprof' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

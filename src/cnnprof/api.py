@@ -11,8 +11,8 @@ import torch
 
 from cnnprof import __version__
 from cnnprof.counting import REGISTRY, FormulaRegistry
+from cnnprof.device import Device, for_counting, for_timing
 from cnnprof.errors import (
-    DeviceError,
     InputSpecError,
     ModelFailedError,
     UsageError,
@@ -40,31 +40,6 @@ from cnnprof.weights import stand_ins as weight_stand_ins
 from cnnprof.zoo import ZooEntry, resolve
 
 InputLike = str | InputSpec | Sequence[int] | torch.Tensor
-
-
-def check_device(device: str) -> str:
-    """Validate a device string; ``cuda`` without a GPU is a usage error, not a crash."""
-    text = device.strip().lower()
-    if text in ("meta", "cpu", "auto"):  # auto: cnnprof.device_choice
-        return text
-    if text == "gpu":
-        text = "cuda"
-    if text.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DeviceError(
-                f"--device {device}: no CUDA GPU is available here",
-                hint="counting needs no GPU: use --device meta (default) or cpu",
-            )
-        try:
-            index = torch.device(text).index
-        except RuntimeError:
-            raise DeviceError(f"unknown device {device!r}") from None
-        if index is not None and index >= torch.cuda.device_count():
-            raise DeviceError(
-                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here"
-            )
-        return text
-    raise DeviceError(f"unknown device {device!r}", hint="use meta, cpu or cuda[:N]")
 
 
 def _specs(
@@ -109,13 +84,16 @@ def profile(
     *,
     batch: int = 1,
     dtype: str | None = None,
-    device: str = "auto",
+    device: str | Device = "auto",
     mode: str = "eval",
     model_args: dict[str, Any] | None = None,
     registry: FormulaRegistry = REGISTRY,
     command: str | None = None,
     weights: str | Path | None = None,
     backward: bool = False,
+    time: bool = False,
+    warmup: int | None = None,
+    repeats: int | None = None,
     train_memory: bool = False,
     optimizer: str = "adamw",
     amp: str | None = None,
@@ -139,12 +117,27 @@ def profile(
     into ``Report.training_memory`` and ``LayerRecord.saved_bytes``; ``fit`` (``"24GB"``, or
     bytes) adds the largest batch whose peak fits (docs/memory.md). ``fit`` implies
     ``train_memory``.
+
+    ``time=True``: also time every layer on ``device`` (``"cpu"``, ``"cuda[:N]"``, or
+    ``"auto"``: the GPU when there is one, else the CPU, with a note saying which); the counts
+    are made on the meta device as usual and each layer gets a typed ``LayerRecord.time``
+    (``median_s``, ``p10_s``, ``self_median_s`` ...), the run a ``Report.timing`` summary.
+    ``warmup``/``repeats``: untimed and timed iterations (default 2/10 on the CPU, 10/50 on
+    CUDA). More control (batch sweeps, CUDA graphs, kernels): ``cnnprof.timing.api``.
     """
+    if time:
+        return _profile_timed(model, inputs, batch=batch, dtype=dtype, device=device,
+                              mode=mode, model_args=model_args, registry=registry,
+                              command=command, weights=weights, backward=backward,
+                              warmup=warmup, repeats=repeats, train_memory=train_memory,
+                              optimizer=optimizer, amp=amp, fit=fit)
+    if warmup is not None or repeats is not None:
+        raise UsageError("warmup and repeats only apply with time=True")
     if mode not in ("eval", "train"):
         raise UsageError(f"--mode must be eval or train, got {mode!r}")
     if batch <= 0:
         raise InputSpecError(f"--batch must be a positive integer, got {batch}")
-    device = check_device(device)
+    counting = for_counting(device)
     float_dtype = parse_dtype(dtype) if dtype else None
     if train_memory or fit is not None:
         from cnnprof.training import check_options
@@ -168,9 +161,9 @@ def profile(
     check_size(specs, batch)
 
     notes: list[str] = []
-    if device == "auto":
-        device = _auto_device(entry, model if isinstance(model, torch.nn.Module) else None,
-                              specs, given, batch, dtype)
+    if counting is None:
+        counting = _auto_device(entry, model if isinstance(model, torch.nn.Module) else None,
+                                specs, given, batch, dtype)
     state = load_state_dict(weights) if weights is not None else None
     # seeded: the weights cnnprof initialises and the inputs it makes are the same every run,
     # so a data-dependent model (detection: how many boxes survive) counts the same; the
@@ -178,7 +171,7 @@ def profile(
     with seeded_rng():
         run, instance, used_device = _count(
             entry, model if isinstance(model, torch.nn.Module) else None,
-            specs, given, batch, float_dtype, device, mode, registry, notes,
+            specs, given, batch, float_dtype, str(counting), mode, registry, notes,
             weights=(state, str(weights)) if state is not None else None, backward=backward,
         )
     if run.backward_note:
@@ -249,21 +242,50 @@ def _refuse_torchscript(model: torch.nn.Module) -> None:
 
 def _auto_device(entry: ZooEntry | None, instance: torch.nn.Module | None,
                  specs: list[InputSpec], given: list[torch.Tensor] | None, batch: int,
-                 dtype: str | None) -> str:
+                 dtype: str | None) -> Device:
     """``device="auto"`` (rules and measurements: cnnprof.device_choice, docs/performance.md)."""
     from cnnprof.device_choice import choose, meta_started
 
-    if entry is not None or instance is None or meta_started():
+    if entry is not None:
         # a spec always counts on meta (built without initialising weights; the same JSON on
         # every machine); zoo entries that need the CPU say so themselves (entry.meta_ok)
-        return "meta"
+        return Device("meta", reason="auto: a model spec is built on meta")
+    if instance is None or meta_started():
+        return Device("meta", reason="auto: meta kernels already started in this process")
     if given is not None and any(t.is_meta for t in given):
-        return "meta"  # the user's inputs hold no values: count where they are
+        # the user's inputs hold no values: count where they are
+        return Device("meta", reason="auto: the inputs are meta tensors")
     elements = (sum(t.numel() for t in given) if given is not None
                 else sum(batch * math.prod(s.shape) for s in specs))
     params = sum(p.numel() for p in instance.parameters())
-    return choose(params=params, input_elements=elements, model_device=_model_device(instance),
-                  dtype=dtype)[0]
+    kind, why = choose(params=params, input_elements=elements,
+                       model_device=_model_device(instance), dtype=dtype)
+    return Device("cpu" if kind == "cpu" else "meta", reason="auto: " + why)
+
+
+def _profile_timed(model: torch.nn.Module | str, inputs: Any, *, device: str | Device,
+                   warmup: int | None, repeats: int | None, dtype: str | None,
+                   model_args: dict[str, Any] | None, command: str | None,
+                   **counting: Any) -> Report:
+    """Count on meta, then time on the real device (``cnnprof.timing.api``)."""
+    from cnnprof.timing.api import TimingOptions, time_report
+
+    options = TimingOptions(device=for_timing(device), warmup=warmup, repeats=repeats,
+                            dtype=dtype)
+    options.check()  # usage errors before the (slower) count
+    report = profile(model, inputs, device="meta", dtype=dtype, model_args=model_args,
+                     command=command, **counting)
+    given = [t for t in _tensors_in(inputs)] if isinstance(model, torch.nn.Module) else []
+    return time_report(report, model, options, model_args=model_args,
+                       inputs=given or None, command=command)
+
+
+def _tensors_in(inputs: Any) -> list[torch.Tensor]:
+    if isinstance(inputs, torch.Tensor):
+        return [inputs]
+    if isinstance(inputs, (list, tuple)):
+        return [t for t in inputs if isinstance(t, torch.Tensor)]
+    return []
 
 
 def _input_infos(specs: list[InputSpec], given: list[torch.Tensor] | None,

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnprof.errors import BudgetFileError, UsageError
-from cnnprof.render.units import UnitError, ceil_quantity, format_quantity, parse_quantity
+from cnnprof.units import UnitError, ceil_quantity, format_quantity, parse_quantity
 
 if TYPE_CHECKING:
     from cnnprof.report import Report
@@ -285,9 +285,17 @@ def _settings(name: str, merged: dict[str, Any], limits: dict[str, float], keys:
     args = merged.get("args", {})
     if not isinstance(args, dict):
         raise fail(origin("args"), "must be a table, e.g. args = { num_classes = 10 }")
-    device = (text("device", "meta") or "meta").strip().lower()
-    if not re.fullmatch(r"meta|cpu|cuda(:\d+)?|gpu", device):
-        raise fail(origin("device"), f"unknown device {device!r}", hint="meta, cpu or cuda[:N]")
+    from cnnprof.device import parse as parse_device
+    from cnnprof.errors import DeviceError
+
+    try:
+        named = parse_device(text("device", "meta") or "meta")
+    except DeviceError as exc:
+        raise fail(origin("device"), exc.message, hint="meta, cpu or cuda[:N]") from None
+    if named is None:
+        raise fail(origin("device"), "auto is not a budget device: name where to time",
+                   hint="meta, cpu or cuda[:N]")
+    device = str(named)
     mode = text("mode", "eval") or "eval"
     if mode not in ("eval", "train"):
         raise fail(origin("mode"), f"must be eval or train, got {mode!r}")
@@ -386,11 +394,10 @@ def values_of(report: Report) -> dict[str, float]:
     values: dict[str, float] = {"params": t.params, "macs": t.macs, "flops": t.flops,
                                 "param_bytes": t.param_bytes,
                                 "activation_bytes": t.activation_bytes}
-    timing = report.timing or {}
-    for key in ("end_to_end_unhooked_median_s", "end_to_end_median_s"):
-        if timing.get(key) is not None:
-            values["latency"] = float(timing[key])
-            break
+    timing = report.timing
+    if timing is not None:  # the un-hooked forward when measured: hooks are our cost
+        unhooked = timing.end_to_end_unhooked_median_s
+        values["latency"] = unhooked if unhooked is not None else timing.end_to_end_median_s
     return values
 
 

@@ -58,10 +58,11 @@ def latency_s(report: Report, model: Any, device: str, *, warmup: int | None = N
     """Median seconds of a whole forward of ``model`` on ``device``, through the timing
     pass (its clocks and schedule); the un-hooked forward when measured, since per-layer
     hooks are the profiler's cost, not the model's."""
-    from cnnprof.timing.api import time_report
+    from cnnprof.timing.api import TimingOptions, time_report
 
-    timed = time_report(report, model, device=device, warmup=warmup, repeats=repeats,
-                        dtype=dtype, memory=False, model_args=model_args or None)
+    options = TimingOptions(device=device, warmup=warmup, repeats=repeats, dtype=dtype,
+                            memory=False)
+    timed = time_report(report, model, options, model_args=model_args or None)
     value = values_of(timed).get("latency")
     if value is None:  # pragma: no cover - the timing pass always records it
         raise RuntimeError("the timing pass recorded no end-to-end time")

@@ -128,16 +128,15 @@ def _timed(report: Report) -> bool:
 
 
 def _end_to_end_s(report: Report) -> float:
-    timing = report.timing or {}
-    if timing.get("end_to_end_median_s") is not None:
-        return float(timing["end_to_end_median_s"])
-    return float((report.root.time or {}).get("median_s", 0.0))
+    if report.timing is not None:
+        return report.timing.end_to_end_median_s
+    return report.root.time.median_s if report.root.time is not None else 0.0
 
 
 def _inclusive(layer: LayerRecord, timed: bool) -> dict[str, float]:
     values: dict[str, float] = {m: float(getattr(layer, m)) for m in METRICS}
     if timed and layer.time is not None:
-        values["time_s"] = float(layer.time.get("median_s", 0.0))
+        values["time_s"] = layer.time.median_s
     return values
 
 
@@ -152,8 +151,8 @@ def _exclusive(layer: LayerRecord, timed: bool) -> dict[str, float]:
     # own parameter bytes are not recorded apart; scale by the layer's bytes per element
     per_element = layer.param_bytes / layer.params if layer.params else 0.0
     values["param_bytes"] = layer.own_params * per_element
-    if timed and layer.time is not None and layer.time.get("self_median_s") is not None:
-        values["time_s"] = float(layer.time["self_median_s"])
+    if timed and layer.time is not None:
+        values["time_s"] = layer.time.self_median_s
     return {m: values[m] for m in (*METRICS, "time_s") if m in values}
 
 

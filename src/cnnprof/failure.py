@@ -14,11 +14,12 @@ from typing import Any
 
 import torch
 
-# PyTorch's own notation, [1, 256, 6, 6], so messages read like x.size(); also api.py's hint
 from cnnprof.guard import UserCodeExit
-from cnnprof.render.units import bracketed as shape_text
 from cnnprof.trace.engine import TraceRun
 from cnnprof.trace.observers import Node
+
+# PyTorch's own notation, [1, 256, 6, 6], so messages read like x.size(); also api.py's hint
+from cnnprof.units import bracketed as shape_text
 
 #: Ops that only re-interpret a tensor's shape; their failures are explained by element count.
 _RESHAPES = frozenset({"aten.view", "aten._unsafe_view", "aten.reshape", "aten.expand"})

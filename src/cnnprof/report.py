@@ -10,7 +10,12 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from cnnprof.measurements import LayerMemory, LayerTime, Roofline, TimingSummary
+
+if TYPE_CHECKING:
+    import pandas
 
 SCHEMA = "cnnprof.report/1"
 
@@ -126,13 +131,13 @@ class LayerRecord:
     #: Backward-pass cost (``--backward``), inclusive.
     backward: Cost | None = None
     #: Timing (``--time``): median_s, p10_s, p90_s, min_s, self_median_s, share, samples_s.
-    time: dict[str, Any] | None = None
-    #: CUDA memory: alloc_delta_bytes, peak_bytes.
-    memory: dict[str, Any] | None = None
+    time: LayerTime | None = None
+    #: CUDA memory: alloc_delta_bytes, peak_bytes, start_bytes.
+    memory: LayerMemory | None = None
     #: Kernels launched (``--kernels``): list of {name, count, total_s}.
     kernels: list[dict[str, Any]] | None = None
     #: Achieved throughput against the device's peak.
-    roofline: dict[str, Any] | None = None
+    roofline: Roofline | None = None
     #: torchstat's own definitions (``--columns torchstat``).
     torchstat: dict[str, Any] | None = None
     #: Module hyper-parameters (kernel_size, stride, groups, bias, in_features ...).
@@ -178,7 +183,7 @@ class LayerRecord:
         for key in ("time", "memory", "kernels", "roofline", "torchstat"):
             value = getattr(self, key)
             if value is not None:
-                out[key] = value
+                out[key] = value.to_dict() if hasattr(value, "to_dict") else value
         if self.saved_bytes is not None:
             out["saved_bytes"] = self.saved_bytes
         return out
@@ -207,10 +212,10 @@ class LayerRecord:
             self_cost=Cost.from_dict(data.get("self", {})),
             unsupported_ops={str(k): int(v) for k, v in data.get("unsupported_ops", {}).items()},
             backward=Cost.from_dict(data["backward"]) if "backward" in data else None,
-            time=data.get("time"),
-            memory=data.get("memory"),
+            time=LayerTime.from_dict(data["time"]) if data.get("time") else None,
+            memory=LayerMemory.from_dict(data["memory"]) if data.get("memory") else None,
             kernels=data.get("kernels"),
-            roofline=data.get("roofline"),
+            roofline=Roofline.from_dict(data["roofline"]) if data.get("roofline") else None,
             torchstat=data.get("torchstat"),
             attributes=dict(data.get("attributes", {})),
             kind=str(data.get("kind", "module")),
@@ -266,7 +271,7 @@ class Report:
     notes: tuple[str, ...] = ()
     mode: str = "eval"
     #: Whole-model timing (``--time``): device_name, warmup, repeats, end_to_end_median_s, ...
-    timing: dict[str, Any] | None = None
+    timing: TimingSummary | None = None
     #: Set when the forward failed: the partial report plus where and why.
     error: dict[str, Any] | None = None
     #: Provenance: cnnprof and torch versions, command line.
@@ -306,7 +311,7 @@ class Report:
             "notes": list(self.notes),
         }
         if self.timing is not None:
-            out["timing"] = self.timing
+            out["timing"] = self.timing.to_dict()
         if self.error is not None:
             out["error"] = self.error
         if self.training_memory is not None:
@@ -331,7 +336,7 @@ class Report:
             unsupported_ops={str(k): int(v) for k, v in data.get("unsupported_ops", {}).items()},
             notes=tuple(str(n) for n in data.get("notes", [])),
             mode=str(data.get("mode", "eval")),
-            timing=data.get("timing"),
+            timing=TimingSummary.from_dict(data["timing"]) if data.get("timing") else None,
             error=data.get("error"),
             meta=dict(data.get("meta", {})),
             schema=schema,
@@ -347,6 +352,38 @@ class Report:
     def load(cls, path: str | Path) -> Report:
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
 
+    # -- display in Python and notebooks (docs/api.md) -----------------------------------
+    # The one place the data model reaches up into render/: Python's display protocols
+    # (repr, _repr_html_, __rich_console__) must be methods of the object itself. Each is a
+    # lazy one-line call, so importing the report never imports a renderer.
+    def __repr__(self) -> str:
+        from cnnprof.render.notebook import summary_line
+
+        return summary_line(self)
+
+    def __rich_console__(self, console: Any, options: Any) -> Iterator[Any]:
+        from cnnprof.render.notebook import renderable
+
+        yield renderable(self)
+
+    def _repr_html_(self) -> str:
+        from cnnprof.render.notebook import html_table
+
+        return html_table(self)
+
+    def show(self, *, depth: int | None = None, columns: str | None = None,
+             width: int | None = None) -> None:
+        """Print the per-layer table (``cnnprof MODEL``'s), folded at ``depth``, with
+        ``columns`` (a preset or comma-separated keys), ``width`` characters wide."""
+        from cnnprof.render.notebook import show
+
+        show(self, depth=depth, columns=columns, width=width)
+
+    def to_dataframe(self) -> pandas.DataFrame:
+        """One row per layer (pandas needed: ``pip install 'cnnprof[pandas]'``)."""
+        from cnnprof.render.dataframe import to_dataframe
+
+        return to_dataframe(self)
 
 #: The parts of live memory in a training step, in report order.
 MEMORY_PARTS: tuple[str, ...] = (

@@ -55,7 +55,7 @@ def render_all(report: Report) -> dict[str, str]:
 
 
 def index(reports: Sequence[tuple[str, Report]]) -> str:
-    from cnnprof.render import units
+    from cnnprof import units
 
     lines = [
         "# Example reports",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cnnprof.budget import METRICS, Measured, ModelBudget, judge, values_of
 from cnnprof.budget_run import latency_s
-from cnnprof.render.units import UnitError, parse_quantity
+from cnnprof.units import UnitError, parse_quantity
 
 if TYPE_CHECKING:
     import torch
@@ -64,7 +64,10 @@ def assert_within_budget(
             raise ValueError(f"max_{metric}: {exc}") from None
     if not limits:
         raise TypeError("assert_within_budget needs at least one max_* limit")
-    if "latency" in limits and device == "meta":
+    from cnnprof.device import parse as parse_device
+
+    named = parse_device(device)  # "auto" times on the GPU when there is one, else the CPU
+    if "latency" in limits and named is not None and named.is_meta:
         raise ValueError("max_latency needs device='cpu' or 'cuda'")
 
     report = profile(model, inputs, batch=batch, dtype=dtype, **profile_kwargs)

@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
+from cnnprof import units
 from cnnprof.errors import ModelLoadError, first_line
-from cnnprof.render import units
 
 _WRAPPERS = ("state_dict", "model_state_dict", "model", "net", "module", "ema", "weights")
 

@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=args, prog_name="cnnprof", standalone_mode=False)
         code = result if isinstance(result, int) else 0
+        if code == EXIT_INTERRUPTED:  # typer returns Ctrl-C as a silent 130; say so
+            error("interrupted (the model was left as found)")
     except _NO_ARGS_IS_HELP as exc:  # bare `cnnprof`: help, as before
         ctx = getattr(exc, "ctx", None)
         typer.echo(ctx.get_help() if ctx is not None else str(exc), err=True)

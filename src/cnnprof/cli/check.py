@@ -79,8 +79,9 @@ def _check(path: str | None, fmt: str, output: Path | None, width: int | None) -
 def _init(models: list[str], headroom_text: str, inputs: list[str], batch_text: str,
           device: str, output: Path | None) -> None:
     from cnnprof import budget, budget_run
-    from cnnprof.api import check_device, profile
+    from cnnprof.api import profile
     from cnnprof.cli.output import write_output
+    from cnnprof.device import for_counting
     from cnnprof.errors import UsageError
     from cnnprof.inputs import parse_batch, parse_input_spec
 
@@ -90,7 +91,8 @@ def _init(models: list[str], headroom_text: str, inputs: list[str], batch_text: 
     for item in inputs:
         parse_input_spec(item)
     batch = parse_batch(batch_text)
-    timed = check_device(device) != "meta"
+    checked = for_counting(device)
+    timed = checked is not None and not checked.is_meta
     reports = []
     latencies: dict[str, float] = {}
     for model in models:

@@ -59,7 +59,7 @@ def run(model: str, inputs: list[str], batch: int, kwargs: dict[str, Any],
     import io
 
     from cnnprof.api import profile
-    from cnnprof.compat.peers import compare, run_peers, self_ops
+    from cnnprof.compat.peers import compare, run_peers
     from cnnprof.compat.torchstat import annotate_torchstat
     from cnnprof.inputs import InputSpec, make_tensors
     from cnnprof.zoo import resolve
@@ -76,8 +76,7 @@ def run(model: str, inputs: list[str], batch: int, kwargs: dict[str, Any],
 
         raise UsageError(f"{model}: crosscheck needs a model called with tensors only")
     runs = run_peers(built, args, tools)
-    functional = self_ops(built, args)
-    return compare(report, runs, functional)
+    return compare(report, runs)
 
 
 def _num(value: Any) -> str:
@@ -90,7 +89,7 @@ def print_comparison(result: Any, console: Any, *, show_all: bool = False) -> No
     from rich import box
     from rich.table import Table
 
-    from cnnprof.render import units
+    from cnnprof import units
 
     tools = ["thop", "fvcore", "torchstat"]
     header = [f"{t} {result.tools[t]['version'] or ''}".strip() if t in result.tools else t

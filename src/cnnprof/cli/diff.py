@@ -35,11 +35,11 @@ def register(app: typer.Typer) -> None:
         """Compare two reports: total deltas, then layers added, removed, reshaped or
         re-costed, sorted by impact. OLD/NEW that are not files are profiled as model specs
         with their default inputs."""
+        from cnnprof import units
         from cnnprof.budget import parse_percent
         from cnnprof.cli.output import check_writable, write_output
         from cnnprof.diff import GATED, METRICS, diff_reports
         from cnnprof.errors import BudgetExceededError, UsageError
-        from cnnprof.render import units
         from cnnprof.render.diff import DIFF_FORMATS, render_diff, renderable, signed
 
         name = {"md": "markdown"}.get(fmt.lower(), fmt.lower())

@@ -94,7 +94,7 @@ def scan_json(scan: Any, spec: str, class_name: str, batch: int) -> dict[str, An
 
 
 def scan_text(data: dict[str, Any]) -> str:
-    from cnnprof.render.units import bracketed
+    from cnnprof.units import bracketed
 
     lo, hi = data["range"]
     dims = data["varied_dims"]

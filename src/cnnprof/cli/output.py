@@ -71,15 +71,21 @@ def replacing(path: Path, option: str = "--output") -> Iterator[Path]:
     write that fails half-way (a full disk, ``ulimit -f``, Ctrl-C) leaves the old file as
     it was and no temporary behind."""
     with writing(path, option):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                    suffix=f".tmp{path.suffix}")
+        # a link is followed (the file it names is replaced, the link stays); a device or a
+        # pipe (/dev/stdout, /dev/full) has nothing to replace and is written directly
+        target = Path(os.path.realpath(path))
+        if target.exists() and not target.is_file():
+            yield target
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                    suffix=f".tmp{target.suffix}")
         os.close(fd)
         temporary = Path(name)
         try:
             yield temporary
-            os.chmod(temporary, _mode_for(path))
-            os.replace(temporary, path)
+            os.chmod(temporary, _mode_for(target))
+            os.replace(temporary, target)
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise

@@ -54,7 +54,8 @@ def register(app: typer.Typer) -> None:
                                      "the model, loaded on cpu/cuda. Plain tensors only."),
         # --- timing (--time; see docs/timing.md and cnnprof.timing.cli) ----------------------
         time_: bool = typer.Option(False, "--time", help="Also time every layer on --device "
-                                   "(cpu or cuda): medians, self times, memory, roofline."),
+                                   "(cpu or cuda; auto: the GPU if there is one, else the "
+                                   "CPU): medians, self times, memory, roofline."),
         warmup: int = typer.Option(None, "--warmup", min=0, help="Untimed iterations first "
                                    "(default 10 on CUDA, 2 on CPU)."),
         repeats: int = typer.Option(None, "--repeats", min=1, help="Timed iterations "
@@ -96,14 +97,14 @@ def register(app: typer.Typer) -> None:
         from cnnprof.timing import cli as timing_cli
 
         time_ = time_ or kernels or graphs
-        if time_ and device.strip().lower() == "auto":
-            device = "meta"  # --time needs --device named; keeps its "needs a real device" error
         batches = timing_cli.parse_batches(batch)
         batch_size = batches[0]
-        timing_cli.check_options(time=time_, device=device, batches=batches, warmup=warmup,
-                                 repeats=repeats, channels_last=channels_last,
-                                 peak_tflops=peak_tflops, peak_gbps=peak_gbps,
-                                 graphs=graphs, mode=mode)
+        timing_device = timing_cli.check_options(
+            time=time_, device=device, batches=batches, warmup=warmup, repeats=repeats,
+            channels_last=channels_last, peak_tflops=peak_tflops, peak_gbps=peak_gbps,
+            graphs=graphs, mode=mode)
+        if timing_device is not None and timing_device.chosen:  # --device auto: say which
+            typer.echo(f"cnnprof: timing on {timing_device} ({timing_device.reason})", err=True)
         # --- end timing ---
         if dtype:
             parse_dtype(dtype)
@@ -136,13 +137,14 @@ def register(app: typer.Typer) -> None:
         try:
             with contextlib.redirect_stdout(printed):
                 report = profile(model, specs or None, batch=batch_size, dtype=dtype,
-                                 device="meta" if time_ else device,  # timing: count on meta
+                                 # timing: count on meta, time on the real device
+                                 device="meta" if timing_device else device,
                                  mode=mode, model_args=kwargs, command=command,
                                  weights=weights, backward=backward,
                                  train_memory=train_memory, optimizer=optimizer, amp=amp,
                                  fit=fit)
-                if time_:  # --- timing: a second pass on the real device fills the times
-                    report = timing_cli.run(report, model, device=device, batches=batches,
+                if timing_device:  # --- timing: a second pass on the real device fills the times
+                    report = timing_cli.run(report, model, device=timing_device, batches=batches,
                                             warmup=warmup, repeats=repeats, dtype=dtype,
                                             channels_last=channels_last, kernels=kernels,
                                             peak_tflops=peak_tflops, peak_gbps=peak_gbps,
@@ -162,10 +164,10 @@ def register(app: typer.Typer) -> None:
               report, name, output, options)
         if plot is not None:
             from cnnprof.cli.output import replacing
-            from cnnprof.render.plot import write_plot
+            from cnnprof.render.plot import check_plot_path, write_plot
 
             with replacing(plot, "--plot") as temporary:  # its only file I/O: savefig
-                write_plot(report, temporary, depth)
+                write_plot(report, temporary, depth, check_plot_path(plot))
             typer.echo(f"wrote {plot}", err=True)
 
 

@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _shapes(shapes: Any) -> str:
-    from cnnprof.render.units import bracketed
+    from cnnprof.units import bracketed
 
     return "; ".join(bracketed(s) for s in shapes) if shapes else "—"
 
@@ -92,7 +92,7 @@ def rows(report: Any, all_layers: bool, depth: int | None) -> list[dict[str, Any
 
 
 def _emit(report: Any, fmt: str, all_layers: bool, depth: int | None) -> None:
-    from cnnprof.render.units import bracketed
+    from cnnprof.units import bracketed
 
     listed = rows(report, all_layers, depth)
     root = report.layers[0]

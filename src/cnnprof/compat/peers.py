@@ -251,54 +251,19 @@ def run_torchstat(model: torch.nn.Module, args: tuple[Any, ...]) -> PeerRun:
 # -- the ops a parent runs itself ----------------------------------------------------------
 
 
-def self_ops(model: torch.nn.Module, args: tuple[Any, ...]) -> dict[str, dict[str, int]]:
-    """aten ops each non-leaf module runs in its own ``forward`` (outside any child), such as
-    the residual ``add_`` of a ResNet block: the work module-hook tools cannot see. Views and
-    metadata ops are left out."""
-    import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    from cnnprof.counting import REGISTRY, OpKind
-    from cnnprof.counting import formulas as _formulas  # noqa: F401  (declares the view ops)
-
-    clone = _copy_eval(model)
-    stack: list[str] = []
+def self_ops(report: Report) -> dict[str, dict[str, int]]:
+    """The ops each parent module ran in its own ``forward`` (outside any child), such as the
+    residual ``add_`` of a ResNet block: the work module-hook tools cannot see. Read from the
+    report's ``"ops"`` rows, which the counting trace's one op observer attributed (named as
+    those rows name them; calls over the whole forward). Views are free and never listed."""
     found: dict[str, Counter[str]] = {}
-    leaves = set(_leaf_names(clone))
-
-    class Recorder(TorchDispatchMode):
-        def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
-                               kwargs: dict[str, Any] | None = None) -> Any:
-            out = func(*args, **(kwargs or {}))
-            where = stack[-1] if stack else ""
-            if where not in leaves:
-                name = str(getattr(func, "overloadpacket", func))
-                if REGISTRY.kind(name) is not OpKind.VIEW:
-                    found.setdefault(where, Counter())[name] += 1
-            return out
-
-    def enter(name: str) -> Callable[..., None]:
-        def hook(_module: torch.nn.Module, _args: Any) -> None:
-            stack.append(name)
-
-        return hook
-
-    def leave(_module: torch.nn.Module, _args: Any, _out: Any) -> None:
-        if stack:  # a forward hook must return None, or it would replace the output
-            stack.pop()
-
-    handles = []
-    for name, module in clone.named_modules():
-        handles.append(module.register_forward_pre_hook(enter(name)))
-        handles.append(module.register_forward_hook(leave, always_call=True))
-    try:
-        with _quiet(), torch.no_grad(), Recorder():
-            clone(*args)
-    except Exception:
-        return {}
-    finally:
-        for handle in handles:
-            handle.remove()
+    for layer in report.layers:
+        if layer.is_ops:
+            parent = str(layer.attributes.get("parent", ""))
+            per_call = layer.attributes.get("ops") or {}
+            ops = found.setdefault(parent, Counter())
+            for op, n in per_call.items():
+                ops[str(op)] += int(n) * layer.calls
     return {name: dict(ops) for name, ops in found.items()}
 
 
@@ -402,8 +367,7 @@ def _torchstat_findings(layer: LayerRecord, run: PeerRun) -> list[Finding]:
     return out
 
 
-def compare(report: Report, runs: list[PeerRun],
-            functional: dict[str, dict[str, int]] | None = None) -> Comparison:
+def compare(report: Report, runs: list[PeerRun]) -> Comparison:
     """Findings for a report annotated with torchstat values, against the peers' runs."""
     from cnnprof.compat.torchstat import annotate_torchstat
 
@@ -453,6 +417,7 @@ def compare(report: Report, runs: list[PeerRun],
             "agree": not found,
         })
     # a parent's own ops: its rows of kind "ops" (and anything left in its self cost)
+    functional = self_ops(report)
     own_ops: dict[str, Cost] = {}
     for layer in report.layers:
         if layer.is_ops:
@@ -465,7 +430,7 @@ def compare(report: Report, runs: list[PeerRun],
         own = layer.self_cost + own_ops.get(layer.name, Cost())
         if own.flops == 0 and own.macs == 0:
             continue
-        ops = (functional or {}).get(layer.name, {})
+        ops = functional.get(layer.name, {})
         fv_unsupported = fv.unsupported.get(layer.name, {}) if fv else {}
         if fv is None:
             fv_says = None

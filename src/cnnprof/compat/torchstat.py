@@ -1,290 +1,63 @@
-"""torchstat's per-layer table, with torchstat's own numbers, from a cnnprof report.
+"""torchstat, runnable today: ``stat()`` (its drop-in) and the measured duration share.
 
-torchstat 0.0.7 counts per leaf module type from the module's hyper-parameters and its
-input/output shapes; its reporter no longer runs (``DataFrame.append`` left pandas in 2.0).
-Those definitions are pure functions of what a :class:`~cnnprof.report.LayerRecord` already
-holds, so :func:`annotate_torchstat` computes them from the report alone and stores them under
-``LayerRecord.torchstat``. Its definitions, as torchstat wrote them (batch ``N``, per-sample
-``C·H·W``; ``MAdd`` is per sample while ``Flops`` and memory include the batch — torchstat only
-ever ran at batch 1, where the two agree):
-
-============  =================================================  ==========================
-type          MAdd                                               Flops
-============  =================================================  ==========================
-Conv2d        ``(2·k·k·Cin/g − 1 + bias)·Ho·Wo·Cout``            ``N·Ho·Wo·k·k·Cin·Cout/g``
-                                                                 ``+ N·Cout·Ho·Wo`` if bias
-Linear        ``out·(2·in − 1)``                                 ``N·in·out``
-BatchNorm2d   ``4·C·H·W``                                        ``N·C·H·W`` (×2 if affine)
-MaxPool2d     ``(k·k − 1)·C·Ho·Wo``                              ``N·C·H·W`` (the input)
-AvgPool2d     ``k·k·C·Ho·Wo``                                    ``N·C·H·W`` (the input)
-ReLU, ReLU6   ``C·H·W``                                          ``N·C·H·W``
-============  =================================================  ==========================
-
-plus Softmax, ConvTranspose2d and Bilinear (MAdd only), PReLU/ELU/LeakyReLU and Upsample
-(Flops only). Memory: ``memory(MB)`` is the per-sample output at 4 bytes in MiB for every
-leaf; ``MemRead``/``MemWrite`` are element counts times the input's item size: input plus
-trainable parameters read, output written (BatchNorm also reads ``2·C``).
-
-A metric torchstat has no rule for (it printed "is not supported!" and a 0) gets cnnprof's
-value instead, and is named in ``from_cnnprof``: MAdd ← cnnprof FLOPs, Flops ← cnnprof FLOPs
-minus MACs (MACs plus the non-multiply work, which is what torchstat's Flops counts),
-MemRead/MemWrite ← cnnprof's read/write bytes. The duration share is measured (cnnprof's
-timing when the report has it, else a CPU ``perf_counter`` pass), never compared.
+torchstat's numbers are ``cnnprof.counting.torchstat``'s rules applied to a cnnprof report;
+its printed table is ``cnnprof.render.torchstat``. What is left here needs a model to run:
+the duration share, timed by cnnprof's one layer timer (``cnnprof.timing.timer``) when the
+report was not timed itself, and ``stat()``, which profiles, annotates and prints.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import math
 import statistics
-import time
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from cnnprof.counting.torchstat import annotate, timed_durations
 from cnnprof.errors import first_line
-from cnnprof.report import LayerRecord, Report
+from cnnprof.report import Report
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = [
-    "METRICS",
-    "annotate_torchstat",
-    "format_table",
-    "measure_leaf_durations",
-    "round_value",
-    "stat",
-    "torchstat_values",
-]
+__all__ = ["annotate_torchstat", "measure_leaf_durations", "stat"]
 
-#: The metrics a torchstat row carries, in the JSON's names.
-METRICS = ("madd", "flops", "mem_read_bytes", "mem_write_bytes")
-
-#: Types each of torchstat's three compute functions knows (it dispatches on isinstance;
-#: the Upsampling* classes subclass Upsample).
-_MADD_TYPES = frozenset({"Conv2d", "ConvTranspose2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d",
-                         "ReLU", "ReLU6", "Softmax", "Linear", "Bilinear"})
-_FLOPS_TYPES = frozenset({"Conv2d", "BatchNorm2d", "AvgPool2d", "MaxPool2d", "ReLU", "ReLU6",
-                          "PReLU", "ELU", "LeakyReLU", "Upsample", "UpsamplingNearest2d",
-                          "UpsamplingBilinear2d", "Linear"})
-_MEMORY_TYPES = frozenset({"ReLU", "ReLU6", "ELU", "LeakyReLU", "PReLU", "Conv2d",
-                           "BatchNorm2d", "Linear", "AvgPool2d", "MaxPool2d"})
-#: torchstat asserts these input ranks; anything else would crash it.
-_RANK = {"Conv2d": 4, "ConvTranspose2d": 4, "BatchNorm2d": 4, "MaxPool2d": 4, "AvgPool2d": 4,
-         "Linear": 2, "Bilinear": 2}
-
-_ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4,
-             "int16": 2, "int8": 1, "uint8": 1, "bool": 1, "complex64": 8, "complex128": 16}
-
-
-def _prod(dims: Sequence[int]) -> int:
-    return math.prod(int(d) for d in dims)
-
-
-def _pair(value: Any) -> tuple[int, int]:
-    if isinstance(value, (list, tuple)):
-        return int(value[0]), int(value[-1])
-    return int(value), int(value)
-
-
-def _madd(layer: LayerRecord, inp: Sequence[int], out: Sequence[int]) -> int:
-    kind, attrs = layer.type, layer.attributes
-    if kind in ("Conv2d", "ConvTranspose2d"):
-        k_h, k_w = _pair(attrs["kernel_size"])
-        groups = int(attrs.get("groups", 1))
-        out_c = out[1]
-        kernel_mul = k_h * k_w * (inp[1] // groups)
-        kernel_add = kernel_mul - 1 + (1 if attrs.get("bias") else 0)
-        # a transposed conv multiplies per *input* position, a conv per output position
-        positions = inp[2] * inp[3] if kind == "ConvTranspose2d" else out[2] * out[3]
-        return (kernel_mul + kernel_add) * positions * (out_c // groups) * groups
-    if kind == "BatchNorm2d":
-        return 4 * _prod(inp[1:])  # subtract mean, divide by std, scale, shift
-    if kind == "MaxPool2d":
-        k_h, k_w = _pair(attrs["kernel_size"])
-        return (k_h * k_w - 1) * _prod(out[1:])
-    if kind == "AvgPool2d":
-        k_h, k_w = _pair(attrs["kernel_size"])
-        return k_h * k_w * _prod(out[1:])
-    if kind in ("ReLU", "ReLU6"):
-        return _prod(inp[1:])
-    if kind == "Softmax":
-        count = _prod(inp[1:])
-        return count + (count - 1) + count  # exp, sum, divide
-    if kind == "Linear":
-        return out[1] * (inp[1] + inp[1] - 1)
-    if kind == "Bilinear":
-        second = layer.input_shapes[1]
-        pairs = inp[1] * second[1] + second[1]
-        return out[1] * (pairs + pairs - 1)
-    raise AssertionError(kind)
-
-
-def _flops(layer: LayerRecord, inp: Sequence[int], out: Sequence[int]) -> int:
-    kind, attrs = layer.type, layer.attributes
-    batch = inp[0]
-    if kind == "Conv2d":
-        k_h, k_w = _pair(attrs["kernel_size"])
-        groups = int(attrs.get("groups", 1))
-        out_c, out_h, out_w = out[1], out[2], out[3]
-        # torchstat's own formula: the full input depth times the filters of one group
-        total = k_h * k_w * inp[1] * (out_c // groups) * batch * out_h * out_w
-        if attrs.get("bias"):
-            total += out_c * batch * out_h * out_w
-        return total
-    if kind == "BatchNorm2d":
-        return _prod(inp) * (2 if attrs.get("affine", True) else 1)
-    if kind in ("MaxPool2d", "AvgPool2d", "ReLU", "ReLU6", "PReLU", "ELU", "LeakyReLU"):
-        return _prod(inp)
-    if kind in ("Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d"):
-        # torchstat multiplies the batch by the dims of out[0] after its first (channels)
-        return batch * _prod(out[2:])
-    if kind == "Linear":
-        return batch * inp[1] * out[1]
-    raise AssertionError(kind)
-
-
-def _memory(layer: LayerRecord, inp: Sequence[int], out: Sequence[int]) -> tuple[int, int]:
-    """(elements read, elements written), before torchstat multiplies by the item size."""
-    kind = layer.type
-    batch = inp[0]
-    trainable = layer.trainable_params
-    if kind in ("ReLU", "ReLU6", "ELU", "LeakyReLU"):
-        return batch * _prod(inp[1:]), batch * _prod(inp[1:])
-    if kind == "PReLU":
-        return batch * (_prod(inp[1:]) + trainable), batch * _prod(inp[1:])
-    if kind in ("Conv2d", "Linear"):
-        return batch * (_prod(inp[1:]) + trainable), _prod(out)
-    if kind == "BatchNorm2d":
-        return batch * (_prod(inp[1:]) + 2 * inp[1]), _prod(inp)
-    if kind in ("MaxPool2d", "AvgPool2d"):
-        return batch * _prod(inp[1:]), batch * _prod(out[1:])
-    raise AssertionError(kind)
-
-
-def _crash_reason(layer: LayerRecord) -> str | None:
-    """Why torchstat itself would raise on this layer (so its numbers do not exist)."""
-    if not layer.input_shapes:
-        return "takes no tensor input (torchstat reads input[0])"
-    if len(layer.output_shapes) != 1:
-        return "returns several tensors (torchstat calls output.size())"
-    if len(layer.input_shapes) > 1 and layer.type != "Bilinear":
-        return "takes several inputs (torchstat passes the tuple to its formulas)"
-    rank = _RANK.get(layer.type)
-    inp, out = layer.input_shapes[0], layer.output_shapes[0]
-    if rank is not None and (len(inp) != rank or len(out) != rank):
-        return f"input rank {len(inp)} (torchstat asserts {rank}-D for {layer.type})"
-    if layer.type == "Softmax" and len(inp) < 2:
-        return "1-D input (torchstat asserts at least 2-D for Softmax)"
-    return None
-
-
-def torchstat_values(layer: LayerRecord) -> dict[str, Any]:
-    """torchstat's numbers for one leaf layer (no duration: that is measured)."""
-    if layer.calls == 0 or not layer.output_shapes:
-        return {"input_shape": [], "output_shape": [], "params": layer.own_params,
-                "memory_mb": 0.0, "madd": 0, "flops": 0, "mem_read_bytes": 0,
-                "mem_write_bytes": 0, "mem_rw_bytes": 0, "from_cnnprof": [],
-                "reason": "never called"}
-    inp = tuple(layer.input_shapes[0]) if layer.input_shapes else ()
-    out = tuple(layer.output_shapes[0])
-    crash = _crash_reason(layer)
-    fallback = {
-        "madd": layer.flops,
-        "flops": layer.flops - layer.macs,
-        "mem_read_bytes": layer.read_bytes,
-        "mem_write_bytes": layer.write_bytes,
-    }
-    values: dict[str, int] = {}
-    from_cnnprof: list[str] = []
-    itemsize = _ITEMSIZE.get(layer.input_dtypes[0] if layer.input_dtypes else "float32", 4)
-    if crash is None and layer.type in _MADD_TYPES:
-        values["madd"] = _madd(layer, inp, out)
-    if crash is None and layer.type in _FLOPS_TYPES:
-        values["flops"] = _flops(layer, inp, out)
-    if crash is None and layer.type in _MEMORY_TYPES:
-        read, write = _memory(layer, inp, out)
-        values["mem_read_bytes"] = read * itemsize
-        values["mem_write_bytes"] = write * itemsize
-    for metric in METRICS:
-        if metric not in values:
-            values[metric] = fallback[metric]
-            from_cnnprof.append(metric)
-    reason = None
-    if crash is not None:
-        reason = f"torchstat would crash: {crash}"
-    elif from_cnnprof:
-        reason = f"torchstat has no rule for {layer.type}"
-    return {
-        "input_shape": list(inp[1:]),
-        "output_shape": list(out[1:]),
-        "params": layer.own_params,
-        # torchstat: per-sample output elements at 4 bytes each, in MiB, for every leaf
-        "memory_mb": _prod(out[1:]) * 4 / 1024**2,
-        **values,
-        "mem_rw_bytes": values["mem_read_bytes"] + values["mem_write_bytes"],
-        "from_cnnprof": from_cnnprof,
-        "reason": reason,
-    }
-
-
-# -- duration: measured, the one column torchstat did not derive ---------------------------
+#: warm-up forwards, then timed ones (the median is the duration)
+_WARMUP, _REPEATS = 1, 3
 
 
 def measure_leaf_durations(
     model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None,
-    *, repeats: int = 3,
-) -> dict[str, float]:
-    """Median wall time (``perf_counter``) per leaf module over ``repeats`` forwards after one
-    warm-up, summed over the calls of one forward. The model is left as found: hooks removed
-    and training flags restored in ``finally``; its prints are swallowed."""
+    *, repeats: int = _REPEATS,
+) -> tuple[dict[str, float], str]:
+    """Median time per leaf module over ``repeats`` forwards after one warm-up, summed over
+    the calls of one forward, by cnnprof's layer timer with the clock of the model's device
+    (``perf_counter`` on the CPU, CUDA events on a GPU). Returns the durations and how they
+    were measured. The model is left as found: the timer's hooks are removed and training
+    flags restored in ``finally``; its prints are swallowed."""
     import torch
 
+    from cnnprof.timing.clocks import clock_for
+    from cnnprof.timing.timer import Schedule, module_names, run_timing
+
     kwargs = kwargs or {}
-    leaves = {name: m for name, m in model.named_modules() if not any(True for _ in m.children())}
-    cuda = any(p.is_cuda for p in model.parameters())
-    samples: dict[str, list[float]] = {name: [] for name in leaves}
-    current: dict[str, float] = {}
-    starts: dict[int, list[float]] = {}
-    handles: list[Any] = []
-
-    def sync() -> None:
-        if cuda:
-            torch.cuda.synchronize()
-
-    def pre(module: torch.nn.Module, _args: Any) -> None:
-        sync()
-        starts.setdefault(id(module), []).append(time.perf_counter())
-
-    def post_for(name: str) -> Any:
-        def post(module: torch.nn.Module, _args: Any, _out: Any) -> None:
-            sync()
-            begun = starts[id(module)].pop()
-            current[name] = current.get(name, 0.0) + time.perf_counter() - begun
-        return post
-
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    clock = clock_for(str(device))
+    leaves = {name for name, m in module_names(model) if not any(True for _ in m.children())}
     flags = [(m, m.training) for m in model.modules()]
     try:
-        for name, module in leaves.items():
-            handles.append(module.register_forward_pre_hook(pre))
-            handles.append(module.register_forward_hook(post_for(name)))
         model.eval()
         with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
-            for run in range(repeats + 1):
-                current.clear()
-                model(*args, **kwargs)
-                if run == 0:
-                    continue  # warm-up: first-call allocations and kernel selection
-                for name in leaves:
-                    samples[name].append(current.get(name, 0.0))
+            result, _e2e, _host = run_timing(
+                model, lambda: model(*args, **kwargs), clock,
+                Schedule(warmup=_WARMUP, repeats=repeats), unhooked=False)
     finally:
-        for handle in handles:
-            handle.remove()
         for module, flag in flags:
             module.training = flag
-    return {name: statistics.median(values) for name, values in samples.items() if values}
+    durations = {name: statistics.median(samples) for name, samples
+                 in result.inclusive_s.items() if name in leaves and samples}
+    return durations, f"{device.type} {clock.name} (median of {repeats})"
 
 
 #: Models bigger than this (weights + activations) are not run on the CPU just for a share.
@@ -292,9 +65,9 @@ _MEASURE_LIMIT_BYTES = 4 * 1024**3
 
 
 def _measure_for(report: Report, model: torch.nn.Module | None,
-                 model_args: dict[str, Any] | None) -> tuple[dict[str, float], str | None]:
-    """Leaf durations for a report: on ``model`` if given, else on the zoo model rebuilt
-    on the CPU. Returns ({}, why) when it cannot be measured."""
+                 model_args: dict[str, Any] | None) -> tuple[dict[str, float], str]:
+    """Leaf durations for a report and how they were measured: on ``model`` if given, else
+    on the zoo model rebuilt on the CPU. Returns ({}, why) when it cannot be measured."""
     import torch
 
     from cnnprof.inputs import InputSpec, make_tensors
@@ -309,7 +82,7 @@ def _measure_for(report: Report, model: torch.nn.Module | None,
             if device.type == "meta":
                 return {}, "the model is on the meta device (no values to time)"
             tensors = make_tensors(specs, batch, device)
-            return measure_leaf_durations(model, tuple(tensors)), None
+            return measure_leaf_durations(model, tuple(tensors))
         if report.model.source == "instance":
             return {}, "no model to time"
         from cnnprof.zoo import resolve
@@ -317,25 +90,10 @@ def _measure_for(report: Report, model: torch.nn.Module | None,
         entry = resolve(report.model.spec, model_args)
         built, _notes = entry.build("cpu")
         args, kwargs = entry.arguments(make_tensors(specs, batch, "cpu"))
-        return measure_leaf_durations(built, args, kwargs), None
+        return measure_leaf_durations(built, args, kwargs)
     except Exception as exc:  # timing is a courtesy column: never fail the report for it
         line = first_line(exc)
         return {}, f"timing failed: {line}"
-
-
-def _module_leaf(layer: LayerRecord) -> bool:
-    """A leaf as torchstat sees one: a module. Rows of a parent's own ops (``is_ops``) are
-    invisible to its module hooks, so they have no torchstat values."""
-    return layer.is_leaf and not layer.is_ops
-
-
-def _descendant_leaves(report: Report, index: int) -> Iterator[LayerRecord]:
-    parent = report.layers[index]
-    for layer in report.layers[index + 1:]:
-        if layer.depth <= parent.depth:
-            break
-        if _module_leaf(layer):
-            yield layer
 
 
 def annotate_torchstat(
@@ -346,187 +104,21 @@ def annotate_torchstat(
     durations: dict[str, float] | None = None,
     measure: bool = True,
 ) -> Report:
-    """A copy of ``report`` whose layers carry torchstat's values under ``torchstat``.
-
-    Leaves get torchstat's own numbers; parents (and the root) the sums over their leaves, as
-    torchstat's tree rolls them up (``rollup: true``). The duration comes from, in order: the
-    report's own timing (``--time``), ``durations`` (seconds per layer name), or a CPU
-    ``perf_counter`` pass on ``model`` or on the zoo model rebuilt (``measure=False`` skips).
+    """A copy of ``report`` whose layers carry torchstat's values under ``torchstat``
+    (``cnnprof.counting.torchstat.annotate``). The duration comes from, in order: the
+    report's own timing (``--time``), ``durations`` (seconds per layer name), or a pass of
+    the layer timer on ``model`` or on the zoo model rebuilt (``measure=False`` skips).
     """
-    timed = {layer.name: float(layer.time["median_s"]) for layer in report.layers
-             if _module_leaf(layer) and layer.time and layer.time.get("median_s") is not None}
-    source: str | None = None
-    why: str | None = None
-    if timed:
-        durations, source = timed, "cnnprof timing (median)"
-    elif durations is not None:
-        source = "given"
-    elif measure:
-        durations, why = _measure_for(report, model, model_args)
-        source = "cpu perf_counter (median of 3)" if durations else None
-    durations = durations or {}
-    leaf_sum = sum(durations.get(layer.name, 0.0) for layer in report.layers
-                   if _module_leaf(layer))
-
-    rows: dict[str, dict[str, Any]] = {}
-    for layer in report.layers:
-        if not _module_leaf(layer):
-            continue
-        values = torchstat_values(layer)
-        seconds = durations.get(layer.name)
-        values["duration_s"] = seconds
-        values["duration_share"] = (seconds / leaf_sum if seconds is not None and leaf_sum > 0
-                                    else None)
-        values["duration_source"] = source if seconds is not None else None
-        rows[layer.name] = values
-
-    layers = list(report.layers)
-    for index, layer in enumerate(report.layers):
-        if layer.is_ops:
-            continue
-        if layer.is_leaf:
-            # the root of a one-module model is its own (only) leaf
-            layers[index] = replace(layer, torchstat=rows[layer.name])
-            continue
-        leaves = [rows[leaf.name] for leaf in _descendant_leaves(report, index)]
-        layers[index] = replace(layer, torchstat=_rollup(layer, leaves))
-
-    notes = list(report.notes)
-    missing: dict[str, set[str]] = {}
-    for layer in report.layers:
-        row = rows.get(layer.name)
-        if row and row["from_cnnprof"] and row["reason"] != "never called":
-            missing.setdefault(layer.type, set()).update(row["from_cnnprof"])
-    if missing:
-        parts = ", ".join(f"{kind} ({', '.join(_pretty(m) for m in METRICS if m in got)})"
-                          for kind, got in sorted(missing.items()))
-        notes.append(f"torchstat has no rule for {parts}: those cells (marked *) hold "
-                     "cnnprof's values")
-    if why:
-        notes.append(f"torchstat duration[%] not measured: {why}")
-    elif source:
-        notes.append(f"torchstat duration[%] is measured ({source}), not derived")
-    return report.with_updates(layers=tuple(layers), notes=tuple(notes))
-
-
-def _pretty(metric: str) -> str:
-    return {"madd": "MAdd", "flops": "Flops", "mem_read_bytes": "MemRead",
-            "mem_write_bytes": "MemWrite"}[metric]
-
-
-def _rollup(layer: LayerRecord, leaves: list[dict[str, Any]]) -> dict[str, Any]:
-    shares = [row["duration_share"] for row in leaves if row["duration_share"] is not None]
-    seconds = [row["duration_s"] for row in leaves if row["duration_s"] is not None]
-    return {
-        "input_shape": list(layer.input_shapes[0][1:]) if layer.input_shapes else [],
-        "output_shape": list(layer.output_shapes[0][1:]) if layer.output_shapes else [],
-        "params": sum(row["params"] for row in leaves),
-        "memory_mb": sum(row["memory_mb"] for row in leaves),
-        **{m: sum(row[m] for row in leaves) for m in METRICS},
-        "mem_rw_bytes": sum(row["mem_rw_bytes"] for row in leaves),
-        "duration_s": sum(seconds) if seconds else None,
-        "duration_share": sum(shares) if shares else None,
-        "duration_source": next((r["duration_source"] for r in leaves if r["duration_source"]),
-                                None),
-        "from_cnnprof": sorted({m for row in leaves for m in row["from_cnnprof"]}),
-        "reason": None,
-        "rollup": True,
-    }
-
-
-# -- torchstat's printed table -------------------------------------------------------------
-
-
-def round_value(value: float, binary: bool = False) -> str:
-    """torchstat's total-line units: 1.42G, 711.49M (``binary``: 1024-based, for bytes)."""
-    divisor = 1024.0 if binary else 1000.0
-    for power, suffix in ((4, "T"), (3, "G"), (2, "M"), (1, "K")):
-        if value // divisor**power > 0:
-            return f"{round(value / divisor**power, 2)}{suffix}"
-    return str(value)
-
-
-_HEADERS = ("module name", "input shape", "output shape", "params", "memory(MB)", "MAdd",
-            "Flops", "MemRead(B)", "MemWrite(B)", "duration[%]", "MemR+W(B)")
-
-
-def _shape_text(dims: Sequence[int]) -> str:
-    return " ".join(f"{d:>3d}" for d in dims)
-
-
-def table_rows(report: Report, order: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """The leaf rows of torchstat's table (name + its ``torchstat`` values), in ``order``
-    (torchstat lists leaves in ``named_modules()`` order) or the report's execution order."""
-    leaves = {layer.name: layer for layer in report.layers
-              if _module_leaf(layer) and layer.torchstat}
-    names = [n for n in order if n in leaves] if order is not None else list(leaves)
-    names += [n for n in leaves if n not in set(names)]
-    rows: list[dict[str, Any]] = []
-    for name in names:
-        row = dict(leaves[name].torchstat or {})
-        row["name"] = name
-        rows.append(row)
-    return rows
-
-
-def format_table(report: Report, order: Sequence[str] | None = None) -> str:
-    """torchstat's printed report: one row per leaf, its ``total`` row, the totals lines.
-
-    Faithful to torchstat's quirks: counts print as floats (``23296.0``, pandas' dtype after
-    the total row was appended); the total row's MemRead/MemWrite are the *last* row's values
-    (a loop variable torchstat reused), while its MemR+W is the true sum.
-    """
-    if not any(layer.torchstat for layer in report.layers):
-        report = annotate_torchstat(report, measure=False)
-    rows = table_rows(report, order)
-    body: list[list[str]] = []
-    for index, row in enumerate(rows):
-        share = row.get("duration_share")
-        star = {m: "*" if m in row["from_cnnprof"] and row["reason"] != "never called" else ""
-                for m in METRICS}
-        body.append([
-            str(index), row["name"], _shape_text(row["input_shape"]),
-            _shape_text(row["output_shape"]), f"{float(row['params']):.1f}",
-            f"{row['memory_mb']:.2f}", f"{float(row['madd']):,}" + star["madd"],
-            f"{float(row['flops']):,}" + star["flops"],
-            f"{float(row['mem_read_bytes']):.1f}" + star["mem_read_bytes"],
-            f"{float(row['mem_write_bytes']):.1f}" + star["mem_write_bytes"],
-            f"{share:.2%}" if share is not None else "—",
-            f"{float(row['mem_rw_bytes']):.1f}",
-        ])
-    total_params = sum(int(r["params"]) for r in rows)
-    total_memory = sum(float(r["memory_mb"]) for r in rows)
-    total_madd = sum(int(r["madd"]) for r in rows)
-    total_flops = sum(int(r["flops"]) for r in rows)
-    total_rw = sum(int(r["mem_rw_bytes"]) for r in rows)
-    shares = [r["duration_share"] for r in rows if r.get("duration_share") is not None]
-    last = rows[-1] if rows else {"mem_read_bytes": 0, "mem_write_bytes": 0}
-    body.append([
-        "total", "", "", "", f"{float(total_params):.1f}", f"{total_memory:.2f}",
-        f"{float(total_madd):,}", f"{float(total_flops):,}",
-        f"{float(last['mem_read_bytes']):.1f}", f"{float(last['mem_write_bytes']):.1f}",
-        f"{sum(shares):.2%}" if shares else "—", f"{float(total_rw):.1f}",
-    ])
-    header = ["", *_HEADERS]
-    widths = [max(len(header[c]), *(len(r[c]) for r in body)) for c in range(len(header))]
-    lines = ["  ".join(_cell(text, widths[c], c) for c, text in enumerate(header))]
-    lines += ["  ".join(_cell(text, widths[c], c) for c, text in enumerate(r)) for r in body]
-    width = len(lines[0])
-    out = [
-        *lines,
-        "=" * width,
-        f"Total params: {total_params:,}",
-        "-" * width,
-        f"Total memory: {total_memory:.2f}MB",
-        f"Total MAdd: {round_value(total_madd)}MAdd",
-        f"Total Flops: {round_value(total_flops)}Flops",
-        f"Total MemR+W: {round_value(total_rw, True)}B",
-    ]
-    return "\n".join(out) + "\n"
-
-
-def _cell(text: str, width: int, column: int) -> str:
-    return text.ljust(width) if column == 0 else text.rjust(width)
+    if timed_durations(report):
+        return annotate(report)
+    if durations is not None:
+        return annotate(report, durations, "given")
+    if measure:
+        measured, how = _measure_for(report, model, model_args)
+        if measured:
+            return annotate(report, measured, how)
+        return annotate(report, why=how)
+    return annotate(report)
 
 
 def stat(model: torch.nn.Module, input_size: Sequence[int], query_granularity: int = 1) -> Report:
@@ -544,6 +136,8 @@ def stat(model: torch.nn.Module, input_size: Sequence[int], query_granularity: i
     report = profile(model, tuple(int(d) for d in input_size))
     report = annotate_torchstat(report, model=model)
     order = [name for name, _module in model.named_modules()]
+    from cnnprof.render.torchstat import format_table
+
     print(format_table(report, order), end="")
     notes = [n for n in report.notes if n.startswith("torchstat has no rule")]
     for note in notes:

@@ -15,7 +15,9 @@ from cnnprof.counting.registry import (
     FormulaRegistry,
     OpCost,
     OpKind,
+    OpTrait,
     register_formula,
 )
 
-__all__ = ["REGISTRY", "Formula", "FormulaRegistry", "OpCost", "OpKind", "register_formula"]
+__all__ = ["REGISTRY", "Formula", "FormulaRegistry", "OpCost", "OpKind", "OpTrait",
+           "register_formula"]

@@ -7,15 +7,21 @@
 
 Every formula is a pure function of shapes: it never reads tensor values, so it runs the same
 on ``meta``, ``cpu`` and ``cuda``.
+
+One registration style: ``REGISTRY.register(*names)`` as a decorator on a hand-written
+formula, or called on a formula a factory built (``per_output_element(1)``, ``_pool(2)``);
+``aten("add sub")`` spells op names. A formula that reads arguments beyond the first ones
+reads them by name through a ``Schema`` (the op's own argument names, checked against
+torch's schemas in tests/test_counting_formulas.py), never as ``args[14]``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from cnnprof.counting.registry import REGISTRY, Formula, OpCost, OpKind
+from cnnprof.counting.registry import REGISTRY, Formula, OpCost, OpKind, OpTrait
 
 # -- helpers ----------------------------------------------------------------------------------
 
@@ -44,6 +50,70 @@ def prod(xs: Iterable[int]) -> int:
     return int(math.prod(xs))
 
 
+def aten(names: str) -> tuple[str, ...]:
+    """``"add sub"`` → ``("aten.add", "aten.sub")``."""
+    return tuple(f"aten.{name}" for name in names.split())
+
+
+_ABSENT = object()
+#: every ``Schema`` declared below, for the test that compares them with torch's schemas
+SCHEMAS: list[Schema] = []
+
+
+class Schema:
+    """The positional argument names of an op, so a formula reads ``a.get("mode")`` rather
+    than ``args[14]``. An argument may come positionally or by keyword (the dispatcher passes
+    keyword-only ones by keyword; Python-level functions either way).
+
+    ``ops`` names the ops whose schemas these names follow (a prefix of them): the test suite
+    compares them with torch's own schemas, so a reordered schema fails a test instead of
+    silently costing the wrong argument.
+    """
+
+    __slots__ = ("_index", "names", "ops")
+
+    def __init__(self, names: str, *ops: str) -> None:
+        self.names = tuple(names.replace(",", " ").split())
+        self._index = {name: i for i, name in enumerate(self.names)}
+        self.ops = ops
+        SCHEMAS.append(self)
+
+    def bind(self, args: Sequence[Any], kwargs: dict[str, Any]) -> Bound:
+        return Bound(self._index, args, kwargs)
+
+
+class Bound:
+    """One call's arguments, read by name (see ``Schema``)."""
+
+    __slots__ = ("_args", "_index", "_kwargs")
+
+    def __init__(self, index: dict[str, int], args: Sequence[Any],
+                 kwargs: dict[str, Any]) -> None:
+        self._index, self._args, self._kwargs = index, args, kwargs
+
+    def _raw(self, name: str) -> Any:
+        at = self._index[name]  # KeyError: a name the schema does not declare (a bug here)
+        if len(self._args) > at:
+            return self._args[at]
+        return self._kwargs.get(name, _ABSENT)
+
+    def __getitem__(self, name: str) -> Any:
+        """A required argument (``KeyError`` when the call did not pass it)."""
+        value = self._raw(name)
+        if value is _ABSENT:
+            raise KeyError(f"argument {name!r} not passed")
+        return value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """An optional argument: ``default`` when absent or None."""
+        value = self._raw(name)
+        return default if value is _ABSENT or value is None else value
+
+    def tensor(self, name: str) -> bool:
+        """Whether a tensor was passed for ``name`` (an optional bias, weight or mask)."""
+        return _is_tensor(self.get(name))
+
+
 # -- families (factories) ---------------------------------------------------------------------
 
 
@@ -65,14 +135,13 @@ def per_input_element(flops: int) -> Formula:
     return formula
 
 
-def _register_family(formula: Formula, names: str) -> None:
-    for name in names.split():
-        REGISTRY.add(f"aten.{name}", formula)
+#: ``flops`` per element of a backward's incoming gradient: its first argument, so the same
+#: rule as a reduction's
+per_grad_element = per_input_element
 
 
 # Element-wise: 1 FLOP per output element; transcendental functions count as one.
-_register_family(
-    per_output_element(1),
+REGISTRY.register(*aten(
     """add sub rsub mul div neg reciprocal abs sign sgn relu relu6 threshold leaky_relu
     prelu _prelu_kernel hardtanh clamp clamp_min clamp_max clip maximum minimum fmax fmin
     where eq ne lt gt le ge logical_and logical_or logical_not logical_xor bitwise_and
@@ -81,77 +150,54 @@ _register_family(
     celu mish softplus softshrink hardshrink tanhshrink log_sigmoid_forward erf erfc erfinv
     sin cos tan asin acos atan atan2 sinh cosh asinh acosh atanh remainder fmod isnan
     isinf isfinite nan_to_num heaviside xlogy logit sigmoid_backward threshold_backward
-    floor_divide true_divide glu""",
-)
+    floor_divide true_divide glu"""))(per_output_element(1))
 # Fused element-wise: one FLOP per arithmetic operation they fuse.
-_register_family(per_output_element(2), "addcmul addcdiv")
-_register_family(per_output_element(3), "lerp")
+REGISTRY.register(*aten("addcmul addcdiv"))(per_output_element(2))
+REGISTRY.register(*aten("lerp"))(per_output_element(3))
 # Reductions: one FLOP per input element (an add or a compare each).
-_register_family(
-    per_input_element(1),
+REGISTRY.register(*aten(
     """sum mean amax amin max min prod argmax argmin cumsum cumprod logsumexp any all
-    nansum nanmean aminmax linalg_vector_norm norm count_nonzero""",
-)
+    nansum nanmean aminmax linalg_vector_norm norm count_nonzero"""))(per_input_element(1))
 # Variance and standard deviation: mean (1) then squared deviation (2) per element.
-_register_family(per_input_element(3), "var std var_mean std_mean")
+REGISTRY.register(*aten("var std var_mean std_mean"))(per_input_element(3))
 # Softmax: max-subtract (2), exp (1), sum (1), divide (1) per element.
-_register_family(per_output_element(5), "_softmax _log_softmax _safe_softmax softmax log_softmax")
+REGISTRY.register(*aten("_softmax _log_softmax _safe_softmax softmax log_softmax"))(
+    per_output_element(5))
 
 
 # -- matmul family ----------------------------------------------------------------------------
 
 
-@REGISTRY.register("aten.mm")
-def mm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    a, b = args[0], args[1]
-    macs = prod(a.shape) * b.shape[-1]  # m*k*n
-    return OpCost(macs, 2 * macs)
+def _matmul(left: int, biased: bool) -> Formula:
+    """(…, m, k) @ (…, k, n): m·k·n MACs per batch (``left``: where the left operand sits;
+    ``biased``: the op adds its first argument, one FLOP per output element)."""
+
+    def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+        a, b = args[left], args[left + 1]
+        macs = prod(a.shape) * b.shape[-1]  # [batch*]m*k*n
+        return OpCost(macs, 2 * macs + (numel(out) if biased else 0))
+
+    return formula
 
 
-@REGISTRY.register("aten.addmm")
-def addmm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    a, b = args[1], args[2]
-    macs = prod(a.shape) * b.shape[-1]
-    return OpCost(macs, 2 * macs + numel(out))  # + the bias add per output element
+# mm(self, mat2), bmm(self, mat2); addmm(self, mat1, mat2), baddbmm/addbmm(self, batch1, batch2)
+REGISTRY.register(*aten("mm bmm"))(_matmul(0, biased=False))
+REGISTRY.register(*aten("addmm baddbmm addbmm"))(_matmul(1, biased=True))
 
 
-@REGISTRY.register("aten.bmm")
-def bmm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    a, b = args[0], args[1]
-    macs = prod(a.shape) * b.shape[-1]  # batch*m*k*n
-    return OpCost(macs, 2 * macs)
+def _matvec(left: int, biased: bool) -> Formula:
+    """A matrix-vector or vector-vector product: one MAC per element of the left operand."""
+
+    def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+        macs = numel(args[left])
+        return OpCost(macs, 2 * macs + (numel(out) if biased else 0))
+
+    return formula
 
 
-@REGISTRY.register("aten.baddbmm")
-def baddbmm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    a, b = args[1], args[2]
-    macs = prod(a.shape) * b.shape[-1]
-    return OpCost(macs, 2 * macs + numel(out))
-
-
-@REGISTRY.register("aten.addbmm")
-def addbmm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    a, b = args[1], args[2]
-    macs = prod(a.shape) * b.shape[-1]
-    return OpCost(macs, 2 * macs + numel(out))
-
-
-@REGISTRY.register("aten.dot", "aten.vdot")
-def dot(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    macs = numel(args[0])
-    return OpCost(macs, 2 * macs)
-
-
-@REGISTRY.register("aten.mv")
-def mv(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    macs = numel(args[0])
-    return OpCost(macs, 2 * macs)
-
-
-@REGISTRY.register("aten.addmv")
-def addmv(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    macs = numel(args[1])
-    return OpCost(macs, 2 * macs + numel(out))
+# dot(self, tensor), vdot(self, other), mv(self, vec); addmv(self, mat, vec)
+REGISTRY.register(*aten("dot vdot mv"))(_matvec(0, biased=False))
+REGISTRY.register(*aten("addmv"))(_matvec(1, biased=True))
 
 
 def _conv(input_: Any, weight: Any, bias: Any, transposed: bool, out: Any) -> OpCost:
@@ -164,32 +210,33 @@ def _conv(input_: Any, weight: Any, bias: Any, transposed: bool, out: Any) -> Op
     return OpCost(macs, 2 * macs + bias_flops)
 
 
+_CONVOLUTION = Schema("input weight bias stride padding dilation transposed",
+                      "aten.convolution", "aten._convolution")
+
+
 @REGISTRY.register("aten.convolution", "aten._convolution")
 def convolution(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    transposed = bool(args[6]) if len(args) > 6 else bool(kwargs.get("transposed", False))
-    bias = args[2] if len(args) > 2 else kwargs.get("bias")
-    return _conv(args[0], args[1], bias, transposed, out)
+    a = _CONVOLUTION.bind(args, kwargs)
+    return _conv(args[0], args[1], a.get("bias"), bool(a.get("transposed", False)), out)
 
 
-@REGISTRY.register(
-    "aten.conv1d", "aten.conv2d", "aten.conv3d", "aten.mkldnn_convolution",
-    "aten.cudnn_convolution", "aten._slow_conv2d_forward", "aten.thnn_conv2d",
-    "aten._nnpack_spatial_convolution", "aten.slow_conv3d_forward",
-    "aten.slow_conv_dilated2d", "aten.slow_conv_dilated3d",
-)
-def conv_nd(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    bias = args[2] if len(args) > 2 and _is_tensor(args[2]) else kwargs.get("bias")
-    return _conv(args[0], args[1], bias, False, out)
+def _conv_fixed(transposed: bool) -> Formula:
+    """Convolutions whose op name says whether they are transposed: (input, weight, bias, …)."""
+
+    def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+        bias = args[2] if len(args) > 2 and _is_tensor(args[2]) else kwargs.get("bias")
+        return _conv(args[0], args[1], bias, transposed, out)
+
+    return formula
 
 
-@REGISTRY.register(
-    "aten.conv_transpose1d", "aten.conv_transpose2d", "aten.conv_transpose3d",
-    "aten.cudnn_convolution_transpose", "aten.slow_conv_transpose2d",
-    "aten.slow_conv_transpose3d",
-)
-def conv_transpose_nd(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    bias = args[2] if len(args) > 2 and _is_tensor(args[2]) else kwargs.get("bias")
-    return _conv(args[0], args[1], bias, True, out)
+REGISTRY.register(*aten(
+    """conv1d conv2d conv3d mkldnn_convolution cudnn_convolution _slow_conv2d_forward
+    thnn_conv2d _nnpack_spatial_convolution slow_conv3d_forward slow_conv_dilated2d
+    slow_conv_dilated3d"""))(_conv_fixed(transposed=False))
+REGISTRY.register(*aten(
+    """conv_transpose1d conv_transpose2d conv_transpose3d cudnn_convolution_transpose
+    slow_conv_transpose2d slow_conv_transpose3d"""))(_conv_fixed(transposed=True))
 
 
 # -- attention and recurrent layers (costed where the function is called) ----------------------
@@ -207,31 +254,24 @@ def attention_cost(q_shape: Sequence[int], k_shape: Sequence[int], v_shape: Sequ
     return OpCost(macs, flops)
 
 
+_SDPA = Schema("query key value attn_mask", "function.scaled_dot_product_attention")
+
+
 @REGISTRY.register("function.scaled_dot_product_attention")
 def sdpa(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    q = args[0]
-    k = args[1] if len(args) > 1 else kwargs["key"]
-    v = args[2] if len(args) > 2 else kwargs["value"]
-    mask = args[3] if len(args) > 3 else kwargs.get("attn_mask")
-    return attention_cost(q.shape, k.shape, v.shape, mask is not None)
+    a = _SDPA.bind(args, kwargs)
+    return attention_cost(a["query"].shape, a["key"].shape, a["value"].shape,
+                          a.get("attn_mask") is not None)
 
 
-@REGISTRY.register(
-    "aten._scaled_dot_product_flash_attention",
-    "aten._scaled_dot_product_flash_attention_for_cpu",
-    "aten._scaled_dot_product_efficient_attention",
-    "aten._scaled_dot_product_cudnn_attention",
-    "aten._scaled_dot_product_fused_attention_overrideable",
-)
+@REGISTRY.register(*aten(
+    """_scaled_dot_product_flash_attention _scaled_dot_product_flash_attention_for_cpu
+    _scaled_dot_product_efficient_attention _scaled_dot_product_cudnn_attention
+    _scaled_dot_product_fused_attention_overrideable"""))
 def sdpa_kernel(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
     # Reached only when an aten SDPA kernel is called directly, not via the function.
     q, k, v = args[0], args[1], args[2]
     return attention_cost(q.shape, k.shape, v.shape, False)
-
-
-def _given(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str) -> Any:
-    """A schema argument passed positionally or by keyword (None when absent)."""
-    return args[index] if len(args) > index else kwargs.get(name)
 
 
 def mha_cost(q_shape: Sequence[int], k_shape: Sequence[int], v_shape: Sequence[int],
@@ -273,74 +313,83 @@ def _tokens_first(shape: Sequence[int]) -> tuple[int, ...]:
     return (int(shape[1]), int(shape[0]), int(shape[2])) if len(shape) == 3 else tuple(shape)
 
 
+_MHA_FORWARD = Schema(
+    """query key value embed_dim_to_check num_heads in_proj_weight in_proj_bias bias_k bias_v
+    add_zero_attn dropout_p out_proj_weight out_proj_bias training key_padding_mask
+    need_weights attn_mask use_separate_proj_weight q_proj_weight k_proj_weight
+    v_proj_weight static_k static_v average_attn_weights is_causal""",
+    "function.multi_head_attention_forward")
+
+
 @REGISTRY.register("function.multi_head_attention_forward")
 def multi_head_attention(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    # F.multi_head_attention_forward(query, key, value, embed_dim_to_check, num_heads,
-    #   in_proj_weight, in_proj_bias, bias_k, bias_v, add_zero_attn, dropout_p,
-    #   out_proj_weight, out_proj_bias, training, key_padding_mask, need_weights, attn_mask,
-    #   use_separate_proj_weight, q_proj_weight, k_proj_weight, v_proj_weight, static_k,
-    #   static_v, average_attn_weights, is_causal)
-    def arg(index: int, name: str, default: Any = None) -> Any:
-        value = _given(args, kwargs, index, name)
-        return default if value is None else value
-
-    query, key, value = arg(0, "query"), arg(1, "key"), arg(2, "value")
-    heads = int(arg(4, "num_heads"))
+    a = _MHA_FORWARD.bind(args, kwargs)
+    query, key, value = a["query"], a["key"], a["value"]
+    heads = int(a["num_heads"])
     embed = int(query.shape[-1])
-    if arg(17, "use_separate_proj_weight", False):
-        widths = tuple(int(arg(i, n).shape[1]) for i, n in (
-            (18, "q_proj_weight"), (19, "k_proj_weight"), (20, "v_proj_weight")))
+    if a.get("use_separate_proj_weight", False):
+        widths = [int(a[n].shape[1]) for n in ("q_proj_weight", "k_proj_weight",
+                                               "v_proj_weight")]
         in_proj = (widths[0], widths[1], widths[2])
     else:
         in_proj = (embed, embed, embed)
-    extra = int(arg(7, "bias_k") is not None) + int(bool(arg(9, "add_zero_attn", False)))
-    need_weights = bool(arg(15, "need_weights", True))
+    extra = int(a.get("bias_k") is not None) + int(bool(a.get("add_zero_attn", False)))
+    need_weights = bool(a.get("need_weights", True))
     return mha_cost(
         _tokens_first(query.shape), _tokens_first(key.shape), _tokens_first(value.shape),
-        heads, in_proj=in_proj, in_bias=arg(6, "in_proj_bias") is not None,
-        out_bias=arg(12, "out_proj_bias") is not None, extra_keys=extra,
-        has_mask=arg(16, "attn_mask") is not None or arg(14, "key_padding_mask") is not None,
-        weights_averaged=need_weights and bool(arg(23, "average_attn_weights", True)),
-        dropout=bool(arg(13, "training", True)) and float(arg(10, "dropout_p", 0.0)) > 0.0,
+        heads, in_proj=in_proj, in_bias=a.get("in_proj_bias") is not None,
+        out_bias=a.get("out_proj_bias") is not None, extra_keys=extra,
+        has_mask=a.get("attn_mask") is not None or a.get("key_padding_mask") is not None,
+        weights_averaged=need_weights and bool(a.get("average_attn_weights", True)),
+        dropout=bool(a.get("training", True)) and float(a.get("dropout_p", 0.0)) > 0.0,
     )
+
+
+_NATIVE_MHA = Schema(
+    """query key value embed_dim num_head qkv_weight qkv_bias proj_weight proj_bias mask
+    need_weights average_attn_weights mask_type""", "aten._native_multi_head_attention")
 
 
 @REGISTRY.register("aten._native_multi_head_attention")
 def native_multi_head_attention(args: tuple[Any, ...], kwargs: dict[str, Any],
                                 out: Any) -> OpCost:
-    # The fused fast path (batch-first, inference only): (query, key, value, embed_dim,
-    # num_head, qkv_weight, qkv_bias, proj_weight, proj_bias, mask, need_weights,
-    # average_attn_weights, mask_type). Safety net: cnnprof switches the fast path off.
-    query, key, value = args[0], args[1], args[2]
+    # The fused fast path (batch-first, inference only). Safety net: cnnprof switches the
+    # fast path off.
+    a = _NATIVE_MHA.bind(args, kwargs)
+    query = a["query"]
     embed = int(query.shape[-1])
-    need_weights = bool(_given(args, kwargs, 10, "need_weights") in (None, True))
-    average = _given(args, kwargs, 11, "average_attn_weights") in (None, True)
-    return mha_cost(query.shape, key.shape, value.shape, int(args[4]),
-                    in_proj=(embed, embed, embed), in_bias=_is_tensor(args[6]),
-                    out_bias=_is_tensor(args[8]),
-                    has_mask=_is_tensor(_given(args, kwargs, 9, "mask")),
+    # absent or None counts as True; `in (True,)` compares like the kernel's bool (1 is True)
+    need_weights = a.get("need_weights", True) in (True,)
+    average = a.get("average_attn_weights", True) in (True,)
+    return mha_cost(query.shape, a["key"].shape, a["value"].shape, int(a["num_head"]),
+                    in_proj=(embed, embed, embed), in_bias=a.tensor("qkv_bias"),
+                    out_bias=a.tensor("proj_bias"), has_mask=a.tensor("mask"),
                     weights_averaged=need_weights and average)
+
+
+_ENCODER_LAYER = Schema(
+    """src embed_dim num_heads qkv_weight qkv_bias proj_weight proj_bias use_gelu norm_first
+    eps norm_weight_1 norm_bias_1 norm_weight_2 norm_bias_2 ffn_weight_1 ffn_bias_1
+    ffn_weight_2 ffn_bias_2 mask mask_type""", "aten._transformer_encoder_layer_fwd")
 
 
 @REGISTRY.register("aten._transformer_encoder_layer_fwd")
 def transformer_encoder_layer(args: tuple[Any, ...], kwargs: dict[str, Any],
                               out: Any) -> OpCost:
-    # The fused encoder layer (src, embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight,
-    # proj_bias, use_gelu, norm_first, eps, norm_weight_1, norm_bias_1, norm_weight_2,
-    # norm_bias_2, ffn_weight_1, ffn_bias_1, ffn_weight_2, ffn_bias_2, mask, mask_type):
-    # what the unfused layer runs op by op: attention, two residual adds, two affine layer
-    # norms (7 per element), linear → activation (1 per element) → linear.
-    src = args[0]
+    # The fused encoder layer: what the unfused layer runs op by op: attention, two residual
+    # adds, two affine layer norms (7 per element), linear → activation (1 per element) →
+    # linear.
+    a = _ENCODER_LAYER.bind(args, kwargs)
+    src = a["src"]
     embed = int(src.shape[-1])
     tokens = numel(src) // embed
-    attention = mha_cost(src.shape, src.shape, src.shape, int(args[2]),
-                         in_proj=(embed, embed, embed), in_bias=_is_tensor(args[4]),
-                         out_bias=_is_tensor(args[6]),
-                         has_mask=_is_tensor(_given(args, kwargs, 18, "mask")))
-    hidden = int(args[14].shape[0])
+    attention = mha_cost(src.shape, src.shape, src.shape, int(a["num_heads"]),
+                         in_proj=(embed, embed, embed), in_bias=a.tensor("qkv_bias"),
+                         out_bias=a.tensor("proj_bias"), has_mask=a.tensor("mask"))
+    hidden = int(a["ffn_weight_1"].shape[0])
     ffn_macs = 2 * tokens * embed * hidden
-    ffn_bias = tokens * hidden * int(_is_tensor(args[15])) + tokens * embed * int(
-        _is_tensor(args[17]))
+    ffn_bias = (tokens * hidden * int(a.tensor("ffn_bias_1"))
+                + tokens * embed * int(a.tensor("ffn_bias_2")))
     elementwise = 2 * tokens * embed + 2 * 7 * tokens * embed + tokens * hidden
     return OpCost(attention.macs + ffn_macs,
                   attention.flops + 2 * ffn_macs + ffn_bias + elementwise)
@@ -354,19 +403,32 @@ _GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 _RNN_MODES = {0: "rnn_relu", 1: "rnn_tanh", 2: "lstm", 3: "gru"}
 
 
+def _rnn_mode(mode: Any) -> str:
+    """A fused RNN kernel's ``mode`` → cell kind; an unknown mode fails the formula (the op is
+    then reported as "formula failed"), it is never costed as some other cell."""
+    kind = _RNN_MODES.get(int(mode))
+    if kind is None:
+        raise ValueError(f"unknown RNN mode {mode!r} (known: {sorted(_RNN_MODES)})")
+    return kind
+
+
+# torch.lstm / gru / rnn_tanh / rnn_relu come in two overloads: padded input and packed data
+_RNN_INPUT = Schema(
+    "input hx params has_biases num_layers dropout train bidirectional batch_first",
+    "aten.lstm", "aten.gru", "aten.rnn_tanh", "aten.rnn_relu")
+_RNN_PACKED = Schema(
+    "data batch_sizes hx params has_biases num_layers dropout train bidirectional",
+    "aten.lstm", "aten.gru", "aten.rnn_tanh", "aten.rnn_relu")
+
+
 def _recurrent(kind: str) -> Formula:
     def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-        # Two overloads: (input, hx, params, has_biases, num_layers, dropout, train,
-        # bidirectional, batch_first) and the packed (data, batch_sizes, hx, params,
-        # has_biases, num_layers, dropout, train, bidirectional).
         packed = _is_tensor(args[1]) and args[1].dim() == 1 and not args[1].dtype.is_floating_point
-        if packed:
-            data, params, rest = args[0], args[3], args[4:]
-        else:
-            data, params, rest = args[0], args[2], args[3:]
+        a = (_RNN_PACKED if packed else _RNN_INPUT).bind(args, kwargs)
+        data, params = args[0], a["params"]
         # every (layer, direction) cell runs once per time step and batch row
         steps_x_batch = numel(data) // int(data.shape[-1])
-        cells = int(rest[1]) * (2 if bool(rest[4]) else 1)
+        cells = int(a["num_layers"]) * (2 if bool(a["bidirectional"]) else 1)
         per_cell = len(params) // cells  # w_ih, w_hh, [b_ih, b_hh], [w_hr (LSTM projection)]
         hidden_units = sum(int(params[c * per_cell + 1].shape[0]) // _GATES[kind]
                            for c in range(cells))
@@ -379,72 +441,95 @@ def _recurrent(kind: str) -> Formula:
 
 
 for _kind in _CELL_FLOPS:
-    REGISTRY.add(f"function.{_kind}", _recurrent(_kind))
+    REGISTRY.register(f"function.{_kind}")(_recurrent(_kind))
+
+
+_CELL = Schema("input hx w_ih w_hh b_ih b_hh",
+               "aten.lstm_cell", "aten.gru_cell", "aten.rnn_tanh_cell", "aten.rnn_relu_cell")
 
 
 def _cell(kind: str) -> Formula:
     def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-        # (input, hx, w_ih, w_hh, b_ih, b_hh); input (N, in) or (in,)
-        x, w_ih, w_hh = args[0], args[2], args[3]
+        # input (N, in) or (in,)
+        a = _CELL.bind(args, kwargs)
+        x, w_ih, w_hh = a["input"], a["w_ih"], a["w_hh"]
         batch = x.shape[0] if x.dim() == 2 else 1
         macs = batch * (prod(w_ih.shape) + prod(w_hh.shape))
         hidden = w_hh.shape[1]
-        biases = sum(prod(b.shape) for b in args[4:6] if _is_tensor(b)) * batch
+        biases = sum(prod(a.get(b).shape) for b in ("b_ih", "b_hh") if a.tensor(b)) * batch
         flops = 2 * macs + biases + _CELL_FLOPS[kind] * hidden * batch
         return OpCost(macs, flops)
 
     return formula
 
 
-REGISTRY.add("function.lstm_cell", _cell("lstm"))
-REGISTRY.add("function.gru_cell", _cell("gru"))
-REGISTRY.add("function.rnn_tanh_cell", _cell("rnn_tanh"))
-REGISTRY.add("function.rnn_relu_cell", _cell("rnn_relu"))
+for _kind in _CELL_FLOPS:
+    REGISTRY.register(f"function.{_kind}_cell")(_cell(_kind))
 
 
 # -- normalisation ----------------------------------------------------------------------------
 
 
-def _bn(training_index: int | None) -> Formula:
-    """``training_index``: where the op takes its ``training`` flag; None for eval-only ops."""
+def _bn_flops(x: Any, weight: Any, training: bool) -> int:
+    """Normalise (x-mean)·invstd: 2; affine ·w+b: 2; batch statistics when training: 3."""
+    return (2 + (2 if weight is not None else 0) + (3 if training else 0)) * numel(x)
+
+
+def _batch_norm(schema: Schema, training: str | None, times: int = 1) -> Formula:
+    """``training``: the name of the op's training flag (None: an eval-only op); ``times``:
+    2 for a backward (the rule of thumb that a gradient costs two forwards)."""
 
     def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-        x, weight = args[0], args[1]
-        training = training_index is not None and bool(args[training_index])
-        per = 2 + (2 if weight is not None else 0) + (3 if training else 0)
-        return OpCost(0, per * numel(x))
+        a = schema.bind(args, kwargs)
+        is_training = training is not None and bool(a[training])
+        return OpCost(0, times * _bn_flops(a["input"], a["weight"], is_training))
 
     return formula
 
 
-# normalise (x-mean)·invstd: 2; affine ·w+b: 2; batch statistics when training: 3.
-REGISTRY.add("aten.native_batch_norm", _bn(5))
-REGISTRY.add("aten._native_batch_norm_legit", _bn(5))
-REGISTRY.add("aten._native_batch_norm_legit_functional", _bn(5))
-REGISTRY.add("aten._native_batch_norm_legit_no_training", _bn(None))
-REGISTRY.add("aten.cudnn_batch_norm", _bn(5))
-REGISTRY.add("aten.miopen_batch_norm", _bn(5))
+_BATCH_NORM = Schema(
+    "input weight bias running_mean running_var training",
+    *aten("""native_batch_norm _native_batch_norm_legit _native_batch_norm_legit_functional
+          cudnn_batch_norm miopen_batch_norm"""))
+REGISTRY.register(*_BATCH_NORM.ops)(_batch_norm(_BATCH_NORM, "training"))
+_BATCH_NORM_EVAL = Schema("input weight bias running_mean running_var",
+                          "aten._native_batch_norm_legit_no_training")
+REGISTRY.register(*_BATCH_NORM_EVAL.ops)(_batch_norm(_BATCH_NORM_EVAL, None))
+REGISTRY.declare(OpTrait.PRIMARY_OUTPUT_ONLY, aten(
+    """native_batch_norm _native_batch_norm_legit _native_batch_norm_legit_no_training
+    _native_batch_norm_legit_functional cudnn_batch_norm miopen_batch_norm
+    _batch_norm_with_update _batch_norm_no_update batch_norm"""))
 
 
-def _norm(weight_index: int) -> Formula:
-    # statistics (mean 1 + variance 2) and normalisation 2 per element; affine adds 2.
+def _norm_flops(x: Any, affine: bool) -> int:
+    """Layer and group norm: statistics (mean 1 + variance 2) and normalisation 2 per
+    element; affine adds 2."""
+    return (5 + (2 if affine else 0)) * numel(x)
+
+
+def _rms_flops(x: Any, affine: bool) -> int:
+    """RMS norm: square-and-sum 2, scale 1 per element; affine adds 1."""
+    return (3 + (1 if affine else 0)) * numel(x)
+
+
+def _normalisation(schema: Schema, flops: Callable[[Any, bool], int],
+                   times: int = 1) -> Formula:
+    """``flops(input, affine)`` of a norm whose optional ``weight`` makes it affine;
+    ``times`` as in ``_batch_norm``."""
+
     def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-        affine = len(args) > weight_index and _is_tensor(args[weight_index])
-        return OpCost(0, (5 + (2 if affine else 0)) * numel(args[0]))
+        a = schema.bind(args, kwargs)
+        return OpCost(0, times * flops(a["input"], a.tensor("weight")))
 
     return formula
 
 
-REGISTRY.add("aten.native_layer_norm", _norm(2))  # (input, normalized_shape, weight, bias, eps)
-REGISTRY.add("aten.native_group_norm", _norm(1))  # (input, weight, bias, N, C, HxW, group, eps)
-
-
-@REGISTRY.register("aten._fused_rms_norm", "aten.rms_norm")
-def rms_norm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    # square-and-sum 2, scale 1 per element; affine adds 1.
-    x = args[0]
-    affine = len(args) > 2 and _is_tensor(args[2])
-    return OpCost(0, (3 + (1 if affine else 0)) * numel(x))
+_LAYER_NORM = Schema("input normalized_shape weight", "aten.native_layer_norm")
+REGISTRY.register(*_LAYER_NORM.ops)(_normalisation(_LAYER_NORM, _norm_flops))
+_GROUP_NORM = Schema("input weight", "aten.native_group_norm")
+REGISTRY.register(*_GROUP_NORM.ops)(_normalisation(_GROUP_NORM, _norm_flops))
+_RMS_NORM = Schema("input normalized_shape weight", "aten._fused_rms_norm", "aten.rms_norm")
+REGISTRY.register(*_RMS_NORM.ops)(_normalisation(_RMS_NORM, _rms_flops))
 
 
 # -- pooling and resampling -------------------------------------------------------------------
@@ -459,18 +544,22 @@ def _window(kernel: Any, dims: int) -> int:
     return prod(int(k) for k in ks)
 
 
+_POOL = Schema("self kernel_size", *(f"aten.{kind}_pool{d}d" for kind in ("max", "avg")
+                                     for d in (2, 3)))
+
+
 def _pool(dims: int) -> Formula:
     def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-        kernel = args[1] if len(args) > 1 else kwargs["kernel_size"]
+        kernel = _POOL.bind(args, kwargs)["kernel_size"]
         return OpCost(0, first_numel(out) * _window(kernel, dims))  # one op per window tap
 
     return formula
 
 
 for _d in (1, 2, 3):
-    for _name in (f"max_pool{_d}d", f"max_pool{_d}d_with_indices", f"avg_pool{_d}d",
-                  f"mkldnn_max_pool{_d}d", f"quantized_max_pool{_d}d", f"lp_pool{_d}d"):
-        REGISTRY.add(f"aten.{_name}", _pool(_d))
+    REGISTRY.register(*aten(f"""max_pool{_d}d max_pool{_d}d_with_indices avg_pool{_d}d
+                            mkldnn_max_pool{_d}d quantized_max_pool{_d}d lp_pool{_d}d"""))(
+        _pool(_d))
 
 
 def _adaptive_pool(dims: int) -> Formula:
@@ -486,15 +575,15 @@ def _adaptive_pool(dims: int) -> Formula:
 
 
 for _d in (1, 2, 3):
-    for _name in (f"adaptive_avg_pool{_d}d", f"_adaptive_avg_pool{_d}d",
-                  f"adaptive_max_pool{_d}d"):
-        REGISTRY.add(f"aten.{_name}", _adaptive_pool(_d))
+    REGISTRY.register(*aten(
+        f"adaptive_avg_pool{_d}d _adaptive_avg_pool{_d}d adaptive_max_pool{_d}d"))(
+        _adaptive_pool(_d))
 
 # Interpolation: per output element, taps×2−1 (taps multiplies, taps−1 adds).
-_register_family(per_output_element(3), "upsample_linear1d _upsample_linear1d_aa")
-_register_family(per_output_element(7), "upsample_bilinear2d _upsample_bilinear2d_aa")
-_register_family(per_output_element(15), "upsample_trilinear3d")
-_register_family(per_output_element(31), "upsample_bicubic2d _upsample_bicubic2d_aa")
+REGISTRY.register(*aten("upsample_linear1d _upsample_linear1d_aa"))(per_output_element(3))
+REGISTRY.register(*aten("upsample_bilinear2d _upsample_bilinear2d_aa"))(per_output_element(7))
+REGISTRY.register(*aten("upsample_trilinear3d"))(per_output_element(15))
+REGISTRY.register(*aten("upsample_bicubic2d _upsample_bicubic2d_aa"))(per_output_element(31))
 
 # grid_sample: the same taps·2 − 1 per output element, by its interpolation_mode argument
 # (0 bilinear/trilinear, 1 nearest: movement, 2 bicubic; 2-D only). RAFT's correlation
@@ -507,25 +596,35 @@ def _grid_sample_flops(dims: int, mode: Any) -> int:
     return table.get(int(mode), table[0]) if isinstance(mode, int) else table[0]
 
 
-def _grid_sampler(dims: int, mode_at: int | None, grad_at: int | None) -> Formula:
-    """``mode_at``: where the interpolation mode is (None: cuDNN's, bilinear only);
-    ``grad_at``: the incoming gradient of a backward (None: a forward, per output element)."""
+_GRID_SAMPLER = Schema("input grid interpolation_mode", "aten.grid_sampler_2d",
+                       "aten.grid_sampler_3d", "aten._grid_sampler_2d_cpu_fallback")
+_GRID_SAMPLER_BACKWARD = Schema(
+    "grad_output input grid interpolation_mode", "aten.grid_sampler_2d_backward",
+    "aten.grid_sampler_3d_backward", "aten._grid_sampler_2d_cpu_fallback_backward")
+_CUDNN_GRID_SAMPLER = Schema("self grid", "aten.cudnn_grid_sampler")  # bilinear only
+_CUDNN_GRID_SAMPLER_BACKWARD = Schema("self grid grad_output",
+                                      "aten.cudnn_grid_sampler_backward")
+
+
+def _grid_sampler(dims: int, schema: Schema, backward: bool) -> Formula:
+    """A forward costs per output element, a backward per element of ``grad_output``; the
+    mode is bilinear unless the schema has an ``interpolation_mode``."""
+    has_mode = "interpolation_mode" in schema.names
 
     def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-        mode = kwargs.get("interpolation_mode", 0)
-        if mode_at is not None and len(args) > mode_at:
-            mode = args[mode_at]
-        elements = first_numel(out) if grad_at is None else numel(args[grad_at])
+        a = schema.bind(args, kwargs)
+        mode = a.get("interpolation_mode", 0) if has_mode else kwargs.get(
+            "interpolation_mode", 0)
+        elements = numel(a["grad_output"]) if backward else first_numel(out)
         return OpCost(0, _grid_sample_flops(dims, mode) * elements)
 
     return formula
 
 
-# grid_sampler_{2,3}d(input, grid, interpolation_mode, padding_mode, align_corners)
 for _d in (2, 3):
-    REGISTRY.add(f"aten.grid_sampler_{_d}d", _grid_sampler(_d, 2, None))
-REGISTRY.add("aten._grid_sampler_2d_cpu_fallback", _grid_sampler(2, 2, None))
-REGISTRY.add("aten.cudnn_grid_sampler", _grid_sampler(2, None, None))  # (input, grid)
+    REGISTRY.register(f"aten.grid_sampler_{_d}d")(_grid_sampler(_d, _GRID_SAMPLER, False))
+REGISTRY.register("aten._grid_sampler_2d_cpu_fallback")(_grid_sampler(2, _GRID_SAMPLER, False))
+REGISTRY.register("aten.cudnn_grid_sampler")(_grid_sampler(2, _CUDNN_GRID_SAMPLER, False))
 
 
 def _sorted_dim(x: Any, dim: Any) -> int:
@@ -541,26 +640,24 @@ def _sort_log(n: int) -> int:
     return max(1, math.ceil(math.log2(max(n, 2))))
 
 
-def _dim_at(args: tuple[Any, ...], kwargs: dict[str, Any], index: int) -> Any:
-    """The ``dim`` argument at schema position ``index`` (keyword-only in ``.stable``)."""
-    if len(args) > index and isinstance(args[index], int) and not isinstance(args[index], bool):
-        return args[index]
-    return kwargs.get("dim", -1)
-
-
-def _sort_along(dim_index: int) -> Formula:
+def _sort_along(schema: Schema) -> Formula:
     # comparison sort: n·⌈log2 n⌉ compares per slice of length n along ``dim``
     def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
         x = args[0]
-        n = _sorted_dim(x, _dim_at(args, kwargs, dim_index))
-        return OpCost(0, numel(x) * _sort_log(n))
+        # ``.stable`` overloads put a keyword-only ``stable`` where ``dim`` was: an int here
+        # (not a bool) is the dim, anything else means the dim came by keyword
+        given = schema.bind(args, {}).get("dim")
+        if not isinstance(given, int) or isinstance(given, bool):
+            given = kwargs.get("dim", -1)
+        return OpCost(0, numel(x) * _sort_log(_sorted_dim(x, given)))
 
     return formula
 
 
-REGISTRY.add("aten.sort", _sort_along(1))  # (self, dim=-1, descending)
-REGISTRY.add("aten.argsort", _sort_along(1))  # (self, dim=-1, descending)
-REGISTRY.add("aten.topk", _sort_along(2))  # (self, k, dim=-1, largest, sorted): dim is third
+_SORT = Schema("self dim descending", "aten.sort", "aten.argsort")
+_TOPK = Schema("self k dim largest sorted", "aten.topk")  # dim is third
+REGISTRY.register(*_SORT.ops)(_sort_along(_SORT))
+REGISTRY.register(*_TOPK.ops)(_sort_along(_TOPK))
 
 
 @REGISTRY.register("aten.msort")
@@ -570,14 +667,12 @@ def msort(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
     return OpCost(0, numel(x) * _sort_log(_sorted_dim(x, 0)))
 
 
-@REGISTRY.register("aten.kthvalue", "aten.median", "aten.nanmedian", "aten.mode")
-def select_kth(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    # selection (quickselect) is linear: one compare per input element
-    return OpCost(0, numel(args[0]))
+# selection (quickselect) is linear: one compare per input element
+REGISTRY.register(*aten("kthvalue median nanmedian mode"))(per_input_element(1))
 
 
 # Dropout in training: one multiply per element by the scaled mask.
-_register_family(per_output_element(1), "native_dropout")
+REGISTRY.register(*aten("native_dropout"))(per_output_element(1))
 
 
 # -- backward ops (``--backward``) -------------------------------------------------------------
@@ -586,119 +681,120 @@ _register_family(per_output_element(1), "native_dropout")
 # matmuls (their backward is ``mm``/``bmm``) cost their forward MACs once per gradient they
 # produce; the other families use the simple rules below, written in docs/conventions.md.
 
+_CONVOLUTION_BACKWARD = Schema(
+    """grad_output input weight bias_sizes stride padding dilation transposed output_padding
+    groups output_mask""", "aten.convolution_backward")
+
 
 @REGISTRY.register("aten.convolution_backward")
 def convolution_backward(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    # (grad_output, input, weight, bias_sizes, stride, padding, dilation, transposed,
-    #  output_padding, groups, output_mask): grad_input and grad_weight each cost the
-    # forward's MACs; grad_bias sums grad_output (one add per element).
-    grad_output, input_, weight = args[0], args[1], args[2]
-    transposed = bool(args[7])
-    mask = list(args[10]) if len(args) > 10 else list(kwargs.get("output_mask", [True] * 3))
-    forward = (numel(input_) if transposed else numel(grad_output)) * prod(weight.shape[1:])
+    # grad_input and grad_weight each cost the forward's MACs; grad_bias sums grad_output
+    # (one add per element).
+    a = _CONVOLUTION_BACKWARD.bind(args, kwargs)
+    grad_output, input_, weight = a["grad_output"], a["input"], a["weight"]
+    mask = list(a.get("output_mask", [True] * 3))
+    forward = (numel(input_) if bool(a["transposed"]) else numel(grad_output)) * prod(
+        weight.shape[1:])
     macs = forward * (int(mask[0]) + int(mask[1]))
     return OpCost(macs, 2 * macs + (numel(grad_output) if mask[2] else 0))
 
 
-def _twice_forward(forward: Formula, shift: int) -> Formula:
-    """The backward of a normalisation: twice its forward FLOPs (the rule of thumb that a
-    gradient costs two forwards). ``shift``: how many leading arguments (grad_out) the backward
-    schema puts before the forward's arguments."""
-
-    def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-        return OpCost(0, 2 * forward(args[shift:], kwargs, out).flops)
-
-    return formula
-
-
-# native_batch_norm_backward(grad_out, input, weight, running_mean, running_var, save_mean,
-# save_invstd, train, ...): after dropping grad_out, ``train`` sits at index 6.
-REGISTRY.add("aten.native_batch_norm_backward", _twice_forward(_bn(6), 1))
-# batch_norm_backward(grad_out, input, weight, ..., update, ...): ``update`` at index 6 too
-REGISTRY.add("aten.batch_norm_backward", _twice_forward(_bn(6), 1))
+_BATCH_NORM_BACKWARD = Schema(
+    "grad_out input weight running_mean running_var save_mean save_invstd train",
+    "aten.native_batch_norm_backward")
+_BATCH_NORM_BACKWARD_UPDATE = Schema(
+    "grad_out input weight running_mean running_var save_mean save_var update",
+    "aten.batch_norm_backward")
+REGISTRY.register(*_BATCH_NORM_BACKWARD.ops)(_batch_norm(_BATCH_NORM_BACKWARD, "train", 2))
+REGISTRY.register(*_BATCH_NORM_BACKWARD_UPDATE.ops)(
+    _batch_norm(_BATCH_NORM_BACKWARD_UPDATE, "update", 2))
 
 
-@REGISTRY.register("aten.cudnn_batch_norm_backward", "aten.miopen_batch_norm_backward")
+@REGISTRY.register(*aten("cudnn_batch_norm_backward miopen_batch_norm_backward"))
 def vendor_batch_norm_backward(args: tuple[Any, ...], kwargs: dict[str, Any],
                                out: Any) -> OpCost:
     # (input, grad_output, weight, ...): always training statistics, affine
     return OpCost(0, 2 * (2 + 2 + 3) * numel(args[0]))
 
 
-# native_layer_norm_backward(grad_out, input, normalized_shape, mean, rstd, weight, bias, ...)
-REGISTRY.add("aten.native_layer_norm_backward",
-             _twice_forward(lambda a, k, o: OpCost(0, (5 + 2 * _is_tensor(a[4])) * numel(a[0])),
-                            1))
-# native_group_norm_backward(grad_out, input, mean, rstd, weight, N, C, HxW, group, mask)
-REGISTRY.add("aten.native_group_norm_backward",
-             _twice_forward(lambda a, k, o: OpCost(0, (5 + 2 * _is_tensor(a[3])) * numel(a[0])),
-                            1))
-# _fused_rms_norm_backward(grad_out, input, normalized_shape, rstd, weight, output_mask)
-REGISTRY.add("aten._fused_rms_norm_backward",
-             _twice_forward(lambda a, k, o: OpCost(0, (3 + _is_tensor(a[3])) * numel(a[0])), 1))
-
-
-def per_grad_element(flops: int) -> Formula:
-    """``flops`` per element of the incoming gradient (args[0])."""
-
-    def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-        return OpCost(0, flops * numel(args[0]))
-
-    return formula
+_LAYER_NORM_BACKWARD = Schema("grad_out input normalized_shape mean rstd weight",
+                              "aten.native_layer_norm_backward")
+_GROUP_NORM_BACKWARD = Schema("grad_out input mean rstd weight",
+                              "aten.native_group_norm_backward")
+_RMS_NORM_BACKWARD = Schema("grad_out input normalized_shape rstd weight",
+                            "aten._fused_rms_norm_backward")
+REGISTRY.register(*_LAYER_NORM_BACKWARD.ops)(
+    _normalisation(_LAYER_NORM_BACKWARD, _norm_flops, 2))
+REGISTRY.register(*_GROUP_NORM_BACKWARD.ops)(
+    _normalisation(_GROUP_NORM_BACKWARD, _norm_flops, 2))
+REGISTRY.register(*_RMS_NORM_BACKWARD.ops)(_normalisation(_RMS_NORM_BACKWARD, _rms_flops, 2))
 
 
 # Element-wise backward: one FLOP per gradient element, as their forward counts one.
-_register_family(
-    per_output_element(1),
+REGISTRY.register(*aten(
     """gelu_backward silu_backward hardswish_backward hardsigmoid_backward elu_backward
     leaky_relu_backward hardtanh_backward softplus_backward mish_backward
     log_sigmoid_backward tanh_backward glu_backward _prelu_kernel_backward
-    softshrink_backward hardshrink_backward""",
-)
+    softshrink_backward hardshrink_backward"""))(per_output_element(1))
 # softmax backward: y·(dy − Σ dy·y): multiply, sum, subtract, multiply = 4 per element;
 # log-softmax backward: dy − exp(y)·Σ dy = 3 per element.
-_register_family(per_output_element(4), "_softmax_backward_data")
-_register_family(per_output_element(3), "_log_softmax_backward_data")
+REGISTRY.register(*aten("_softmax_backward_data"))(per_output_element(4))
+REGISTRY.register(*aten("_log_softmax_backward_data"))(per_output_element(3))
 # Dropout backward: grad · mask · scale.
-_register_family(per_output_element(2), "native_dropout_backward")
+REGISTRY.register(*aten("native_dropout_backward"))(per_output_element(2))
 # Max pooling backward scatters each gradient element to its arg-max: one add each.
-_register_family(
-    per_grad_element(1),
+REGISTRY.register(*aten(
     """max_pool1d_with_indices_backward max_pool2d_with_indices_backward
     max_pool3d_with_indices_backward adaptive_max_pool1d_backward adaptive_max_pool2d_backward
     adaptive_max_pool3d_backward embedding_dense_backward upsample_nearest1d_backward
     upsample_nearest2d_backward upsample_nearest3d_backward _upsample_nearest_exact1d_backward
-    _upsample_nearest_exact2d_backward _upsample_nearest_exact3d_backward""",
-)
+    _upsample_nearest_exact2d_backward _upsample_nearest_exact3d_backward"""))(
+    per_grad_element(1))
 # Interpolation backward spreads each gradient element over the forward's taps.
-_register_family(per_grad_element(3), "upsample_linear1d_backward")
-_register_family(per_grad_element(7), "upsample_bilinear2d_backward")
-_register_family(per_grad_element(15), "upsample_trilinear3d_backward")
-_register_family(per_grad_element(31), "upsample_bicubic2d_backward")
-# grid_sampler_{2,3}d_backward(grad_output, input, grid, interpolation_mode, ...)
+REGISTRY.register(*aten("upsample_linear1d_backward"))(per_grad_element(3))
+REGISTRY.register(*aten("upsample_bilinear2d_backward"))(per_grad_element(7))
+REGISTRY.register(*aten("upsample_trilinear3d_backward"))(per_grad_element(15))
+REGISTRY.register(*aten("upsample_bicubic2d_backward"))(per_grad_element(31))
 for _d in (2, 3):
-    REGISTRY.add(f"aten.grid_sampler_{_d}d_backward", _grid_sampler(_d, 3, 0))
-REGISTRY.add("aten._grid_sampler_2d_cpu_fallback_backward", _grid_sampler(2, 3, 0))
-# cudnn_grid_sampler_backward(input, grid, grad_output): bilinear only
-REGISTRY.add("aten.cudnn_grid_sampler_backward", _grid_sampler(2, None, 2))
+    REGISTRY.register(f"aten.grid_sampler_{_d}d_backward")(
+        _grid_sampler(_d, _GRID_SAMPLER_BACKWARD, True))
+REGISTRY.register("aten._grid_sampler_2d_cpu_fallback_backward")(
+    _grid_sampler(2, _GRID_SAMPLER_BACKWARD, True))
+REGISTRY.register("aten.cudnn_grid_sampler_backward")(
+    _grid_sampler(2, _CUDNN_GRID_SAMPLER_BACKWARD, True))
+
+
+_AVG_POOL_BACKWARD = Schema("grad_output self kernel_size", "aten.avg_pool2d_backward",
+                            "aten.avg_pool3d_backward")
 
 
 def _avg_pool_backward(dims: int) -> Formula:
-    # (grad_output, self, kernel_size, ...): each gradient element is shared by its window
+    # each gradient element is shared by its window
     def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-        return OpCost(0, numel(args[0]) * _window(args[2], dims))
+        a = _AVG_POOL_BACKWARD.bind(args, kwargs)
+        return OpCost(0, numel(a["grad_output"]) * _window(a["kernel_size"], dims))
 
     return formula
 
 
+def _adaptive_avg_pool_backward(args: tuple[Any, ...], kwargs: dict[str, Any],
+                                out: Any) -> OpCost:
+    # (grad_output, self): one add per input element
+    return OpCost(0, numel(args[1]))
+
+
 for _d in (2, 3):
-    REGISTRY.add(f"aten.avg_pool{_d}d_backward", _avg_pool_backward(_d))
-    # adaptive average pooling backward: one add per input element
-    REGISTRY.add(f"aten._adaptive_avg_pool{_d}d_backward",
-                 lambda a, k, o: OpCost(0, numel(a[1])))
+    REGISTRY.register(f"aten.avg_pool{_d}d_backward")(_avg_pool_backward(_d))
+    REGISTRY.register(f"aten._adaptive_avg_pool{_d}d_backward")(_adaptive_avg_pool_backward)
 
 
-def _attention_backward(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+@REGISTRY.register(*aten(
+    """_scaled_dot_product_flash_attention_for_cpu_backward
+    _scaled_dot_product_flash_attention_backward
+    _scaled_dot_product_efficient_attention_backward
+    _scaled_dot_product_cudnn_attention_backward
+    _scaled_dot_product_fused_attention_overrideable_backward"""))
+def attention_backward(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
     # (grad_out, query, key, value, ...): dV = Pᵀ·dO, dP = dO·Vᵀ, dQ = dS·K, dK = dSᵀ·Q:
     # twice the forward MACs; softmax backward (4) and the scale (1) per score.
     q, k, v = args[1], args[2], args[3]
@@ -707,47 +803,61 @@ def _attention_backward(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any)
     return OpCost(2 * forward.macs, 4 * forward.macs + 5 * scores)
 
 
-for _name in ("_scaled_dot_product_flash_attention_for_cpu_backward",
-              "_scaled_dot_product_flash_attention_backward",
-              "_scaled_dot_product_efficient_attention_backward",
-              "_scaled_dot_product_cudnn_attention_backward",
-              "_scaled_dot_product_fused_attention_overrideable_backward"):
-    REGISTRY.add(f"aten.{_name}", _attention_backward)
+_MKLDNN_RNN_LAYER_BACKWARD = Schema(  # weight1..4 are w_ih, w_hh, b_ih, b_hh
+    """input weight1 weight2 weight3 weight4 hx_ cx_tmp output hy_ cy_ grad_output grad_hy
+    grad_cy reverse mode hidden_size num_layers has_biases""",
+    "aten.mkldnn_rnn_layer_backward")
 
 
 @REGISTRY.register("aten.mkldnn_rnn_layer_backward")
 def mkldnn_rnn_layer_backward(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    # One (layer, direction) of the CPU's fused RNN backward: (input, w_ih, w_hh, b_ih, b_hh,
-    # hx, cx, output, hy, cy, grad_output, grad_hy, grad_cy, reverse, mode, hidden_size, ...).
-    # Gradients of inputs, hidden state and both weights: twice the forward MACs; bias
-    # gradients (sums) and the gate gradients (twice the forward's element-wise count).
-    x, w_ih, w_hh = args[0], args[1], args[2]
+    # One (layer, direction) of the CPU's fused RNN backward. Gradients of inputs, hidden
+    # state and both weights: twice the forward MACs; bias gradients (sums) and the gate
+    # gradients (twice the forward's element-wise count).
+    a = _MKLDNN_RNN_LAYER_BACKWARD.bind(args, kwargs)
+    x, w_ih, w_hh = a["input"], a["weight1"], a["weight2"]
     steps_x_batch = numel(x) // int(x.shape[-1])
-    kind = _RNN_MODES.get(int(args[14]), "lstm")
+    kind = _rnn_mode(a["mode"])
     forward_macs = (prod(w_ih.shape) + prod(w_hh.shape)) * steps_x_batch
     hidden = int(w_hh.shape[0]) // _GATES[kind]
-    bias = (numel(args[3]) + numel(args[4])) * steps_x_batch if bool(args[17]) else 0
+    bias = ((numel(a["weight3"]) + numel(a["weight4"])) * steps_x_batch
+            if bool(a["has_biases"]) else 0)
     cell = 2 * _CELL_FLOPS[kind] * hidden * steps_x_batch
     return OpCost(2 * forward_macs, 4 * forward_macs + bias + cell)
 
 
-@REGISTRY.register("aten._cudnn_rnn_backward", "aten.miopen_rnn_backward")
-def cudnn_rnn_backward(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    # (input, weight[], weight_stride0, weight_buf, hx, cx, output, grad_output, grad_hy,
-    #  grad_cy, mode, hidden_size, proj_size, num_layers, batch_first, dropout, train,
-    #  bidirectional, ...): twice the whole RNN's forward MACs, as above.
-    x, weights = args[0], [w for w in args[1] if _is_tensor(w)]
-    steps_x_batch = numel(x) // int(x.shape[-1])
-    kind = _RNN_MODES.get(int(args[10]), "lstm")
-    forward_macs = sum(prod(w.shape) for w in weights if w.dim() == 2) * steps_x_batch
-    bias = sum(prod(w.shape) for w in weights if w.dim() == 1) * steps_x_batch
-    cells = int(args[13]) * (2 if bool(args[17]) else 1)
-    cell = 2 * _CELL_FLOPS[kind] * int(args[11]) * cells * steps_x_batch
-    return OpCost(2 * forward_macs, 4 * forward_macs + bias + cell)
+_CUDNN_RNN_BACKWARD = Schema(
+    """input weight weight_stride0 weight_buf hx cx output grad_output grad_hy grad_cy mode
+    hidden_size proj_size num_layers batch_first dropout train bidirectional""",
+    "aten._cudnn_rnn_backward")
+_MIOPEN_RNN_BACKWARD = Schema(  # cuDNN's without proj_size
+    """input weight weight_stride0 weight_buf hx cx output grad_output grad_hy grad_cy mode
+    hidden_size num_layers batch_first dropout train bidirectional""",
+    "aten.miopen_rnn_backward")
 
 
-@REGISTRY.register("aten._thnn_fused_lstm_cell_backward_impl",
-                   "aten._thnn_fused_gru_cell_backward")
+def _fused_rnn_backward(schema: Schema) -> Formula:
+    """The whole fused RNN's backward: twice its forward MACs, as above."""
+
+    def formula(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+        a = schema.bind(args, kwargs)
+        x, weights = a["input"], [w for w in a["weight"] if _is_tensor(w)]
+        steps_x_batch = numel(x) // int(x.shape[-1])
+        kind = _rnn_mode(a["mode"])
+        forward_macs = sum(prod(w.shape) for w in weights if w.dim() == 2) * steps_x_batch
+        bias = sum(prod(w.shape) for w in weights if w.dim() == 1) * steps_x_batch
+        cells = int(a["num_layers"]) * (2 if bool(a["bidirectional"]) else 1)
+        cell = 2 * _CELL_FLOPS[kind] * int(a["hidden_size"]) * cells * steps_x_batch
+        return OpCost(2 * forward_macs, 4 * forward_macs + bias + cell)
+
+    return formula
+
+
+REGISTRY.register(*_CUDNN_RNN_BACKWARD.ops)(_fused_rnn_backward(_CUDNN_RNN_BACKWARD))
+REGISTRY.register(*_MIOPEN_RNN_BACKWARD.ops)(_fused_rnn_backward(_MIOPEN_RNN_BACKWARD))
+
+
+@REGISTRY.register(*aten("_thnn_fused_lstm_cell_backward_impl _thnn_fused_gru_cell_backward"))
 def fused_cell_backward(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
     # element-wise gate gradients: twice the forward's 9 per hidden unit (the matmuls of a
     # cell's backward run as separate mm ops)

@@ -35,12 +35,22 @@ class OpKind(enum.Enum):
     UNSUPPORTED = "unsupported"
 
 
+class OpTrait(enum.Enum):
+    """A property of an op that the observer needs besides its cost."""
+
+    #: only the first output counts as written: the others are bookkeeping whose size depends
+    #: on the kernel (batch norm's save_mean/save_invstd are empty on the CPU in eval, C-sized
+    #: on meta), so every device reports the same bytes
+    PRIMARY_OUTPUT_ONLY = "primary_output_only"
+
+
 class FormulaRegistry:
-    """Maps op names (``aten.convolution``, ``function.lstm``) to formulas and kinds."""
+    """Maps op names (``aten.convolution``, ``function.lstm``) to formulas, kinds and traits."""
 
     def __init__(self) -> None:
         self._formulas: dict[str, Formula] = {}
         self._kinds: dict[str, OpKind] = {}
+        self._traits: dict[str, frozenset[OpTrait]] = {}
         #: Bumped on every change so observers can drop cached lookups.
         self.version = 0
 
@@ -75,6 +85,15 @@ class FormulaRegistry:
             self._kinds[name] = kind
         self.version += 1
 
+    def declare(self, trait: OpTrait, names: Iterable[str]) -> None:
+        """Give ops a trait (by exact name: an in-place variant is not covered)."""
+        for name in names:
+            self._traits[name] = self._traits.get(name, frozenset()) | {trait}
+        self.version += 1
+
+    def has(self, name: str, trait: OpTrait) -> bool:
+        return trait in self._traits.get(name, ())
+
     def _resolve(self, name: str) -> str:
         # an in-place variant (aten.relu_) costs what its functional form (aten.relu) costs
         if name not in self._kinds and name.endswith("_") and name[:-1] in self._kinds:
@@ -92,6 +111,7 @@ class FormulaRegistry:
         other = FormulaRegistry()
         other._formulas = dict(self._formulas)
         other._kinds = dict(self._kinds)
+        other._traits = dict(self._traits)
         return other
 
     def names(self, kind: OpKind | None = None) -> list[str]:

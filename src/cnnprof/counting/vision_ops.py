@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cnnprof.counting.formulas import first_numel, numel, per_output_element, prod
+from cnnprof.counting.formulas import Schema, aten, first_numel, numel, per_output_element, prod
 from cnnprof.counting.registry import REGISTRY, OpCost, OpKind
 
 
@@ -22,29 +22,36 @@ def nms(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
     return OpCost(0, n * max(1, math.ceil(math.log2(max(n, 2)))) + 11 * pairs)
 
 
+_ROI_ALIGN = Schema("input rois spatial_scale pooled_height pooled_width sampling_ratio",
+                    "torchvision.roi_align")
+
+
 @REGISTRY.register("torchvision.roi_align")
 def roi_align(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    # (input, rois, spatial_scale, pooled_h, pooled_w, sampling_ratio, aligned): each output
-    # element averages ratio² bilinear samples (7 FLOPs each, +1 for the average). An adaptive
-    # ratio (-1) depends on box sizes; it is costed as 2×2 samples.
-    ratio = int(args[5]) if len(args) > 5 else int(kwargs.get("sampling_ratio", -1))
+    # each output element averages ratio² bilinear samples (7 FLOPs each, +1 for the
+    # average). An adaptive ratio (-1) depends on box sizes; it is costed as 2×2 samples.
+    ratio = int(_ROI_ALIGN.bind(args, kwargs).get("sampling_ratio", -1))
     samples = ratio * ratio if ratio > 0 else 4
     return OpCost(0, first_numel(out) * (7 * samples + 1))
+
+
+_ROI_POOL = Schema("input rois spatial_scale pooled_height pooled_width",
+                   "torchvision.roi_pool", "torchvision.ps_roi_pool")
 
 
 @REGISTRY.register("torchvision.roi_pool", "torchvision.ps_roi_pool")
 def roi_pool(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
     # a max over each bin: about (H/ph)·(W/pw) compares per output element
-    x = args[0]
-    ph, pw = int(args[3]), int(args[4])
+    a = _ROI_POOL.bind(args, kwargs)
+    x = a["input"]
+    ph, pw = int(a["pooled_height"]), int(a["pooled_width"])
     window = max(1, -(-int(x.shape[-2]) // ph)) * max(1, -(-int(x.shape[-1]) // pw))
     return OpCost(0, first_numel(out) * window)
 
 
-REGISTRY.mark(OpKind.MOVEMENT, ["aten.index_fill", "aten.index_copy", "quantized.cat",
-                                 "aten.int_repr", "aten.q_scale", "aten.q_zero_point",
-                                 "aten.q_per_channel_scales", "aten.q_per_channel_zero_points",
-                                 "aten._make_per_tensor_quantized_tensor"])
+REGISTRY.mark(OpKind.MOVEMENT, ["quantized.cat", *aten(
+    """index_fill index_copy int_repr q_scale q_zero_point q_per_channel_scales
+    q_per_channel_zero_points _make_per_tensor_quantized_tensor""")])
 
 
 # -- quantized kernels (torchvision's quantized_* models) -------------------------------------
@@ -75,8 +82,8 @@ def quantized_linear(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) ->
     return OpCost(macs, 2 * macs + (first_numel(out) if _has_bias(args[1]) else 0))
 
 
-for _name in ("quantized.add", "quantized.add_relu", "quantized.mul", "quantized.mul_relu",
-              "quantized.hardswish", "quantized.relu6", "quantized.leaky_relu",
-              "quantized.sigmoid", "aten.quantize_per_tensor", "aten.quantize_per_channel",
-              "aten.dequantize", "quantized.add_scalar", "quantized.mul_scalar"):
-    REGISTRY.add(_name, per_output_element(1))
+REGISTRY.register(
+    "quantized.add", "quantized.add_relu", "quantized.mul", "quantized.mul_relu",
+    "quantized.hardswish", "quantized.relu6", "quantized.leaky_relu", "quantized.sigmoid",
+    "quantized.add_scalar", "quantized.mul_scalar",
+    *aten("quantize_per_tensor quantize_per_channel dequantize"))(per_output_element(1))

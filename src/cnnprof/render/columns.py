@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cnnprof.measurements import TimingSummary
 from cnnprof.render import units
 from cnnprof.report import LayerRecord, Report
 
@@ -65,9 +66,10 @@ COLUMNS: dict[str, Column] = {
 
 # -- timing columns (``--time``): empty cells ("—") for layers that were not timed ---------
 def _from(attr: str, key: str, fmt: Callable[[float], str]) -> Callable[[LayerRecord], str]:
-    """A cell from one of a layer's timing dicts (``time``, ``memory``, ``roofline``)."""
+    """A cell from one of a layer's timing results (``time``, ``memory``, ``roofline``)."""
     def cell(r: LayerRecord) -> str:
-        value = (getattr(r, attr) or {}).get(key)
+        result = getattr(r, attr)
+        value = getattr(result, key) if result is not None else None
         return "—" if value is None else fmt(value)
 
     return cell
@@ -78,10 +80,9 @@ def _timed(key: str, fmt: Callable[[float], str]) -> Callable[[LayerRecord], str
 
 
 def _spread(r: LayerRecord) -> str:
-    t = r.time or {}
-    if t.get("p10_s") is None:
+    if r.time is None:
         return "—"
-    return f"{units.seconds(t['p10_s'])}–{units.seconds(t['p90_s'])}"
+    return f"{units.seconds(r.time.p10_s)}–{units.seconds(r.time.p90_s)}"
 
 
 def short_kernel_name(name: str, limit: int = 36) -> str:
@@ -103,20 +104,22 @@ def _kernels(r: LayerRecord) -> str:
     return "; ".join(shown) + (f" +{more}" if more > 0 else "")
 
 
-def _graph(t: dict[str, object]) -> bool:
-    return t.get("mode") == "graph" and t.get("end_to_end_graph_median_s") is not None
+def _graph(t: TimingSummary) -> bool:
+    return (t.mode == "graph"
+            and (t.graph or {}).get("end_to_end_graph_median_s") is not None)
 
 
 def _e2e(report: Report) -> str:
     """The Total row's time: measured the same way as the rows above it."""
-    t = report.timing or {}
-    value = t.get("end_to_end_graph_median_s") if _graph(t) else t.get("end_to_end_median_s")
-    return "" if value is None else units.seconds(value)
+    t = report.timing
+    return "" if t is None else units.seconds(t.end_to_end_s)
 
 
 def _leaf_sum(report: Report) -> str:
-    t = report.timing or {}
-    value = t.get("graph_leaf_sum_s") if _graph(t) else t.get("leaf_self_sum_s")
+    t = report.timing
+    if t is None:
+        return ""
+    value = (t.graph or {}).get("graph_leaf_sum_s") if _graph(t) else t.leaf_self_sum_s
     return units.seconds(value) if value else ""
 
 
@@ -137,12 +140,12 @@ COLUMNS.update({
     "kernels": Column("kernels", "Top kernels", _kernels, justify="left"),
     "mem_delta": Column("mem_delta", "Mem Δ", _from("memory", "alloc_delta_bytes", units.nbytes)),
     "mem_peak": Column("mem_peak", "Peak mem", _from("memory", "peak_bytes", units.nbytes),
-                       lambda rep: units.nbytes(rep.timing["peak_memory_bytes"])
-                       if rep.timing and rep.timing.get("peak_memory_bytes") else ""),
+                       lambda rep: units.nbytes(rep.timing.peak_memory_bytes)
+                       if rep.timing and rep.timing.peak_memory_bytes else ""),
     "tflops": Column("tflops", "TFLOP/s", _from("roofline", "achieved_tflops", _float)),
     "gbps": Column("gbps", "GB/s", _from("roofline", "achieved_gbps", _float)),
     "intensity": Column("intensity", "FLOP/B", _from("roofline", "intensity", _float)),
-    "bound": Column("bound", "Bound", lambda r: (r.roofline or {}).get("bound") or "—",
+    "bound": Column("bound", "Bound", lambda r: r.roofline.bound if r.roofline else "—",
                     justify="left"),
     "efficiency": Column("efficiency", "Of roof", _from("roofline", "efficiency", units.percent)),
 })
@@ -151,53 +154,51 @@ COLUMNS.update({
 def timing_lines(report: Report) -> list[str]:
     """Summary lines under a timed table: device, end-to-end with and without hooks, caveats."""
     t = report.timing
-    if not t:
+    if t is None:
         return []
-    parts = [f"Timed on {t.get('device_name', t.get('device', '?'))} ({t.get('device')}, "
-             f"{t.get('dtype')}, batch {t.get('batch')}, {t.get('mode', 'eval')}"
-             + (", channels_last" if t.get("channels_last") else "")
-             + f"): {t.get('warmup')} warm-up + {t.get('repeats')} repeats, {t.get('clock')}"]
+    parts = [f"Timed on {t.device_name or t.device} ({t.device}, "
+             f"{t.dtype}, batch {t.batch}, {t.mode}"
+             + (", channels_last" if t.channels_last else "")
+             + f"): {t.warmup} warm-up + {t.repeats} repeats, {t.clock}"]
+    g = t.graph or {}
     if _graph(t):
         line = (f"Layer times from the replayed CUDA graph of the forward: replay median "
-                f"{units.seconds(t['end_to_end_graph_median_s'])}")
-        marked = t.get("end_to_end_graph_marked_median_s")
+                f"{units.seconds(g['end_to_end_graph_median_s'])}")
+        marked = g.get("end_to_end_graph_marked_median_s")
         if marked is not None:
-            variants = t.get("graph_variants", 1)
+            variants = g.get("graph_variants", 1)
             line += (f", {units.seconds(marked)} with timing marks "
-                     f"({units.signed_percent(t.get('graph_mark_overhead') or 0.0)}"
+                     f"({units.signed_percent(g.get('graph_mark_overhead') or 0.0)}"
                      + (f", split over {variants} graphs" if variants > 1 else "")
                      + "; layer times are compensated for them)")
-        elif t.get("graph_method") == "isolated":
+        elif g.get("graph_method") == "isolated":
             line += " (each layer replayed in isolation)"
-        leaves, parents = t.get("graph_leaf_sum_s"), t.get("graph_parent_self_sum_s")
+        leaves, parents = g.get("graph_leaf_sum_s"), g.get("graph_parent_self_sum_s")
         if leaves is not None and parents is not None:
             line += (f" · leaf times sum to {units.seconds(leaves)}, parents' own work "
                      f"{units.seconds(parents)}")
         parts.append(line)
-    e2e = t.get("end_to_end_median_s")
-    plain = t.get("end_to_end_unhooked_median_s")
-    if e2e is not None:
-        line = (("Eager: e" if _graph(t) else "E")
-                + f"nd-to-end median {units.seconds(e2e)} with hooks")
-        if plain is not None:
-            line += f", {units.seconds(plain)} without"
-        if t.get("hook_overhead") is not None:
-            line += f" (hook overhead {units.signed_percent(t['hook_overhead'])})"
-        if t.get("leaf_self_sum_s") is not None:
-            line += f" · leaf self times sum to {units.seconds(t['leaf_self_sum_s'])}"
-        parts.append(line)
-    if t.get("peak_memory_bytes") is not None:
-        parts.append(f"Peak CUDA memory {units.nbytes(t['peak_memory_bytes'])} "
-                     f"(of which {units.nbytes(t.get('memory_baseline_bytes') or 0)} resident "
+    plain = t.end_to_end_unhooked_median_s
+    line = (("Eager: e" if _graph(t) else "E")
+            + f"nd-to-end median {units.seconds(t.end_to_end_median_s)} with hooks")
+    if plain is not None:
+        line += f", {units.seconds(plain)} without"
+    if t.hook_overhead is not None:
+        line += f" (hook overhead {units.signed_percent(t.hook_overhead)})"
+    line += f" · leaf self times sum to {units.seconds(t.leaf_self_sum_s)}"
+    parts.append(line)
+    if t.peak_memory_bytes is not None:
+        parts.append(f"Peak CUDA memory {units.nbytes(t.peak_memory_bytes)} "
+                     f"(of which {units.nbytes(t.memory_baseline_bytes or 0)} resident "
                      "before the forward)")
-    for row in t.get("sweep") or []:
-        parts.append(f"Batch {row['batch']}: latency {units.seconds(row['latency_median_s'])}, "
-                     f"throughput {row['throughput_per_s']:,.1f}/s")
-    parts.extend(f"Caveat: {note}" for note in t.get("notes") or [])
+    for row in t.sweep or ():
+        parts.append(f"Batch {row.batch}: latency {units.seconds(row.latency_median_s)}, "
+                     f"throughput {row.throughput_per_s:,.1f}/s")
+    parts.extend(f"Caveat: {note}" for note in t.notes)
     return parts
 
 
-# -- torchstat's table (``--columns torchstat``; values from cnnprof.compat.torchstat) -----
+# -- torchstat's table (``--columns torchstat``; values from cnnprof.counting.torchstat) -----
 
 
 def _ts_value(r: LayerRecord, key: str) -> object:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from cnnprof.report import COST_FIELDS
 
 if TYPE_CHECKING:
-    from cnnprof.render.formats import RenderOptions
+    from cnnprof.render.options import RenderOptions
     from cnnprof.report import Report
 
 HEADER = ("name", "type", "depth", "is_leaf", "calls", "input_shapes", "output_shapes",
@@ -36,7 +36,7 @@ def render(report: Report, options: RenderOptions) -> str:
             layer.trainable_params, layer.param_bytes, *(getattr(layer, f) for f in COST_FIELDS),
         ]
         if timed:
-            time = layer.time or {}
-            row.extend("" if time.get(k) is None else repr(float(time[k])) for k in TIME_HEADER)
+            time = layer.time
+            row.extend("" if time is None else repr(float(getattr(time, k))) for k in TIME_HEADER)
         writer.writerow(row)
     return buffer.getvalue()

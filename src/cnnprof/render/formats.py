@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from cnnprof.errors import UsageError
+from cnnprof.render.options import RenderOptions
 from cnnprof.report import Report
 
-
-@dataclass(frozen=True)
-class RenderOptions:
-    depth: int | None = None
-    columns: str | None = None
-    width: int | None = None
-
+__all__ = ["FORMATS", "SUFFIXES", "RenderOptions", "format_for", "register_format", "render"]
 
 Renderer = Callable[[Report, RenderOptions], str]
 
@@ -66,8 +60,8 @@ def render(report: Report, fmt: str, options: RenderOptions) -> str:
 
 
 def _register_exports() -> None:
-    # imported here, after FORMATS exists: these modules import RenderOptions only for
-    # typing, and matplotlib is imported inside their functions, so this stays cheap
+    # imported here, after FORMATS exists; matplotlib is imported inside their functions,
+    # so this stays cheap
     from cnnprof.render import csv, html, markdown, svg
 
     register_format("csv", csv.render, ".csv")

@@ -12,7 +12,7 @@ from cnnprof.render.columns import COLUMNS, Column, resolve_columns
 from cnnprof.render.table import caption, footnotes, visible_layers
 
 if TYPE_CHECKING:
-    from cnnprof.render.formats import RenderOptions
+    from cnnprof.render.options import RenderOptions
     from cnnprof.report import Report
 
 _CSS = """
@@ -47,20 +47,18 @@ def _summary(report: Report) -> list[tuple[str, str]]:
     items = [("Parameters", units.count(t.params)), ("MACs", units.count(t.macs)),
              ("FLOPs", units.count(t.flops)), ("Parameter memory", units.nbytes(t.param_bytes)),
              ("Activations", units.nbytes(t.activation_bytes))]
-    median = (report.timing or {}).get("end_to_end_median_s")
-    if median is not None:
-        items.append(("Latency (median)", units.seconds(float(median))))
+    if report.timing is not None:
+        items.append(("Latency (median)", units.seconds(report.timing.end_to_end_median_s)))
     return items
 
 
 def _time_column(report: Report, cols: list[Column]) -> Column | None:
-    timed = any(layer.time and layer.time.get("median_s") is not None for layer in report.layers)
+    timed = any(layer.time is not None for layer in report.layers)
     if not timed or any(c.key.startswith("time") for c in cols):
         return None
 
     def total(rep: Report) -> str:  # the eager end-to-end median, as in the summary above
-        median = (rep.timing or {}).get("end_to_end_median_s")
-        return units.seconds(float(median)) if median is not None else ""
+        return units.seconds(rep.timing.end_to_end_median_s) if rep.timing else ""
 
     return Column("time", "Time (median)", COLUMNS["time"].cell, total)
 

@@ -9,7 +9,7 @@ from cnnprof.render.columns import default_preset, resolve_columns
 from cnnprof.render.table import caption, footnotes, is_folded, visible_layers
 
 if TYPE_CHECKING:
-    from cnnprof.render.formats import RenderOptions
+    from cnnprof.render.options import RenderOptions
     from cnnprof.report import Report
 
 

@@ -50,7 +50,7 @@ def chart_rows(report: Report, depth: int | None = None,
 
 
 def _timed(rows: list[LayerRecord]) -> bool:
-    return any(r.time and r.time.get("median_s") is not None for r in rows)
+    return any(r.time is not None for r in rows)
 
 
 def _formatter(fmt: Callable[[float], str]) -> Any:
@@ -79,7 +79,7 @@ def layer_figure(report: Report, depth: int | None = None,
     bars: dict[str, tuple[list[float], str]] = {
         "MACs": ([float(r.macs) for r in rows], "#4c72b0"),
         "Parameters": ([float(r.params) for r in rows], "#dd8452"),
-        "Time (median)": ([float((r.time or {}).get("median_s") or 0.0) for r in rows],
+        "Time (median)": ([r.time.median_s if r.time is not None else 0.0 for r in rows],
                           "#8172b3"),
     }
     for ax, (title, fmt) in zip(axes, panels, strict=True):
@@ -131,11 +131,13 @@ def check_plot_path(path: Path) -> str:
     return suffix
 
 
-def write_plot(report: Report, path: Path, depth: int | None = None) -> None:
-    """``--plot FILE``: the chart alone; format from the suffix (.png, .svg, .pdf)."""
+def write_plot(report: Report, path: Path, depth: int | None = None,
+               image_format: str | None = None) -> None:
+    """``--plot FILE``: the chart alone; format from the suffix (.png, .svg, .pdf) unless
+    ``image_format`` names it (the file written may be a temporary or a device)."""
     from matplotlib import rc_context
 
-    suffix = check_plot_path(path)
+    suffix = image_format or check_plot_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with rc_context(_RC):
         if report.training_memory is not None:  # the memory-over-time chart goes under it

@@ -7,7 +7,7 @@ import io
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cnnprof.render.formats import RenderOptions
+    from cnnprof.render.options import RenderOptions
     from cnnprof.report import Report
 
 

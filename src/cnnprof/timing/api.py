@@ -19,12 +19,16 @@ from typing import Any
 
 import torch
 
+from cnnprof.device import Device, for_timing
 from cnnprof.errors import ModelFailedError, UsageError, first_line
 from cnnprof.inputs import FLOAT_DTYPES, InputSpec, make_tensors, parse_dtype, torch_dtype
+from cnnprof.measurements import LayerMemory, LayerTime, Roofline, SweepRow, TimingSummary
 from cnnprof.report import LayerRecord, Report
 from cnnprof.timing import roofline
 from cnnprof.timing.clocks import Clock, clock_for
-from cnnprof.timing.graphs import CudaGraphBackend, GraphBackend, GraphResult, Plan
+from cnnprof.timing.graph_capture import CudaGraphBackend, GraphBackend
+from cnnprof.timing.graphs import GraphResult
+from cnnprof.timing.isolated import Plan
 from cnnprof.timing.kernels import KernelStats, profile_kernels
 from cnnprof.timing.memory import MemoryResult, measure_memory
 from cnnprof.timing.stats import Summary, median, summarize
@@ -57,75 +61,106 @@ class _Prepared:
     make_call: Callable[[int], Callable[[], Any]]
 
 
+@dataclass(frozen=True)
+class TimingOptions:
+    """How to time (``cnnprof MODEL --time ...``; defaults are the CLI's).
+
+    ``device``: ``"auto"`` (the GPU when there is one, else the CPU; the report says
+    which), ``"cpu"``, ``"cuda[:N]"`` or a resolved ``cnnprof.device.Device``.
+    ``warmup``/``repeats``: untimed and timed iterations (None: ``DEFAULT_SCHEDULE`` for
+    the device). ``batches``: end-to-end latency/throughput at other batch sizes too.
+    ``dtype``: floating dtype to time in (default: the report's). ``kernels``: list each
+    layer's kernels (torch.profiler). ``memory``: CUDA memory per layer. ``peak_tflops`` /
+    ``peak_gbps``: roofs for the roofline. ``graphs``: CUDA graph replay pass (``--graphs``).
+    ``seed``: the random weights' seed (the caller's RNG is left alone).
+    """
+
+    device: str | Device = "auto"
+    warmup: int | None = None
+    repeats: int | None = None
+    batches: tuple[int, ...] | None = None
+    dtype: str | None = None
+    channels_last: bool = False
+    kernels: bool = False
+    memory: bool = True
+    peak_tflops: float | None = None
+    peak_gbps: float | None = None
+    graphs: bool = False
+    seed: int = 0
+
+    def resolved(self) -> Device:
+        return for_timing(self.device)
+
+    def schedule(self, device: Device) -> Schedule:
+        default_warmup, default_repeats = DEFAULT_SCHEDULE[device.kind]
+        return Schedule(default_warmup if self.warmup is None else self.warmup,
+                        default_repeats if self.repeats is None else self.repeats)
+
+    def check(self, mode: str = "eval", *, fake_graphs: bool = False) -> Device:
+        """Usage errors (exit 2) before anything runs; returns the device to time on."""
+        device = self.resolved()
+        if self.graphs and not device.is_cuda and not fake_graphs:
+            raise UsageError("--graphs needs --device cuda: it replays CUDA graphs",
+                             hint="drop --graphs on the CPU, where eager times have no "
+                                  "launch gaps")
+        if self.graphs and mode == "train":
+            raise UsageError("--graphs times the forward in eval mode only",
+                             hint="drop --graphs, or --mode train")
+        schedule = self.schedule(device)
+        if schedule.warmup < 0 or schedule.repeats < 1:
+            raise UsageError(f"--warmup must be >= 0 and --repeats >= 1, got "
+                             f"{schedule.warmup} and {schedule.repeats}")
+        if self.batches is not None and any(b <= 0 for b in self.batches):
+            raise UsageError(f"--batch values must be positive, got {list(self.batches)}")
+        for name, value in (("--peak-tflops", self.peak_tflops),
+                            ("--peak-gbps", self.peak_gbps)):
+            if value is not None and not value > 0:
+                raise UsageError(f"{name} must be positive, got {value}")
+        return device
+
+
 def time_report(
     report: Report,
     model: torch.nn.Module | str,
+    options: TimingOptions | None = None,
     *,
-    device: str,
-    warmup: int | None = None,
-    repeats: int | None = None,
-    batches: Sequence[int] | None = None,
-    dtype: str | None = None,
-    channels_last: bool = False,
-    kernels: bool = False,
-    memory: bool = True,
-    peak_tflops: float | None = None,
-    peak_gbps: float | None = None,
     model_args: dict[str, Any] | None = None,
     inputs: Sequence[torch.Tensor] | None = None,
     progress: Progress | None = None,
     clock: Clock | None = None,
     command: str | None = None,
-    seed: int = 0,
-    graphs: bool = False,
     graph_backend: GraphBackend | None = None,
     graph_plan: Plan | None = None,
     graph_marks: Any = None,
 ) -> Report:
-    """Time every layer of ``model`` on ``device`` and return ``report`` with times filled.
+    """Time every layer of ``model`` as ``options`` say and return ``report`` with times
+    filled (typed: ``LayerRecord.time``/``memory``/``roofline``, ``Report.timing``).
 
     ``report`` is the counting report of the same model and inputs (its batch is the timed
-    batch; ``batches`` adds end-to-end latency/throughput rows for other batch sizes).
+    batch; ``options.batches`` adds end-to-end latency/throughput rows for other sizes).
+    ``inputs``: the user's own tensors, when they profiled an instance with tensors.
     Eval mode runs under ``no_grad``; a report made with ``mode="train"`` also times the
     backward pass. Raises ``UsageError`` on the meta device and ``ModelFailedError`` when
     the forward fails (CUDA out of memory included, with the layer that asked).
 
-    ``graphs=True`` (``--graphs``, CUDA and eval only) also runs the graph pass: per-layer
-    times come from timing marks inside the replayed whole-model CUDA graph
+    ``options.graphs`` (``--graphs``, CUDA and eval only) also runs the graph pass:
+    per-layer times come from timing marks inside the replayed whole-model CUDA graph
     (``cnnprof.timing.ingraph``; no launch gaps), or, when the marked forward cannot be
     captured, from isolated replays of each call (``cnnprof.timing.graphs``). The eager
     figures stay in the report beside them. ``graph_backend`` replaces the CUDA backend and
     ``graph_marks`` (``(make_clock, make_watch)``) its event marks; tests use
     ``FakeGraphBackend`` with a ``FakeClock`` (without ``graph_marks`` a test backend
-    measures isolated calls only).
+    measures isolated calls only). ``clock`` replaces the device's clock (tests).
     """
-    from cnnprof.api import check_device
-
-    device = check_device(device)
-    if device == "meta":
-        raise UsageError("--time needs a real device: the meta device runs no arithmetic",
-                         hint="add --device cuda (or --device cpu)")
-    kind = "cuda" if device.startswith("cuda") else "cpu"
-    if graphs and kind != "cuda" and graph_backend is None:
-        raise UsageError("--graphs needs --device cuda: it replays CUDA graphs",
-                         hint="drop --graphs on the CPU, where eager times have no launch gaps")
-    if graphs and report.mode == "train":
-        raise UsageError("--graphs times the forward in eval mode only",
-                         hint="drop --graphs, or --mode train")
-    default_warmup, default_repeats = DEFAULT_SCHEDULE[kind]
-    schedule = Schedule(default_warmup if warmup is None else warmup,
-                        default_repeats if repeats is None else repeats)
-    if schedule.warmup < 0 or schedule.repeats < 1:
-        raise UsageError(f"--warmup must be >= 0 and --repeats >= 1, got {schedule.warmup} "
-                         f"and {schedule.repeats}")
+    options = options or TimingOptions()
+    device = options.check(report.mode, fake_graphs=graph_backend is not None)
+    schedule = options.schedule(device)
     batch = report.inputs[0].shape[0] if report.inputs and report.inputs[0].shape else 1
-    sweep_batches = [int(b) for b in (batches or [batch])]
-    if any(b <= 0 for b in sweep_batches):
-        raise UsageError(f"--batch values must be positive, got {sweep_batches}")
-    float_dtype = _float_dtype(report, dtype)
+    sweep_batches = [int(b) for b in (options.batches or [batch])]
+    float_dtype = _float_dtype(report, options.dtype)
     train = report.mode == "train"
-    prepared = _prepare(report, model, device, float_dtype, channels_last, model_args,
-                        inputs, seed, train)
+    prepared = _prepare(report, model, device, float_dtype, options.channels_last, model_args,
+                        inputs, options.seed, train)
     clock = clock or clock_for(device)
     module = prepared.module
     call = prepared.make_call(batch)
@@ -142,17 +177,17 @@ def time_report(
                                                        timer=timer)
         sweep_rows = _sweep(prepared, sweep_batches, batch, plain_e2e, clock, schedule, progress)
         mem: MemoryResult | None = None
-        if memory and kind == "cuda":
+        if options.memory and device.is_cuda:
             failed: list[str | None] = [None]
             with _failure_guard(batch, lambda: failed[0]):
-                mem = measure_memory(module, call, device, failed=failed)
+                mem = measure_memory(module, call, str(device), failed=failed)
         # graph capture allocates private memory pools: only after the peak-memory pass
         graph: GraphResult | None = None
-        if graphs:
+        if options.graphs:
             graph = _graph_pass(module, call, device, graph_backend, graph_plan, graph_marks,
                                 schedule, result, batch, progress, stretches)
         kstats: KernelStats | None = None
-        if kernels:
+        if options.kernels:
             if progress is not None:
                 progress("kernels", 0, 1)
             kstats = profile_kernels(module, call, device=device, iterations=KERNEL_ITERATIONS,
@@ -160,32 +195,35 @@ def time_report(
             if progress is not None:
                 progress("kernels", 1, 1)
 
-    return _assemble(report, result, plain_e2e, plain_host, sweep_rows, mem, kstats,
-                     graph=graph, device=device, schedule=schedule, batch=batch, dtype=float_dtype,
-                     channels_last=channels_last, peak_tflops=peak_tflops,
-                     peak_gbps=peak_gbps, clock=clock, command=command,
-                     multi=len(sweep_batches) > 1)
+    timed = _assemble(report, result, plain_e2e, plain_host, sweep_rows, mem, kstats,
+                      graph=graph, device=device, schedule=schedule, batch=batch,
+                      dtype=float_dtype, options=options, clock=clock, command=command,
+                      multi=len(sweep_batches) > 1)
+    if device.chosen:  # "auto" picked it: say where the times come from
+        timed = timed.with_updates(notes=(*timed.notes, f"timed on {device} ({device.reason})"))
+    return timed
 
 
-def _graph_pass(module: torch.nn.Module, call: Callable[[], Any], device: str,
+def _graph_pass(module: torch.nn.Module, call: Callable[[], Any], device: Device,
                 backend: GraphBackend | None, plan: Plan | None, marks: Any,
                 schedule: Schedule, eager: TimerResult, batch: int,
                 progress: Progress | None, stretches: StretchPlan) -> GraphResult:
-    from cnnprof.timing.graphs import CaptureError, run_graph_pass
+    from cnnprof.timing.graph_capture import CaptureError
+    from cnnprof.timing.graphs import run_graph_pass
     from cnnprof.timing.ingraph import OpsWatch, event_clock_factory
 
     named = module_names(module)
     names = row_names([n for n, _ in named], stretches)  # modules first, as in the timer
     modules = [m for _, m in named]
-    device_ctx = (torch.cuda.device(torch.device(device)) if device.startswith("cuda")
+    device_ctx = (torch.cuda.device(device.torch()) if device.is_cuda
                   else contextlib.nullcontext())
     with device_ctx, _failure_guard(batch, None):
         unavailable: str | None = None
         if backend is None:
-            backend = CudaGraphBackend(device)
+            backend = CudaGraphBackend(str(device))
             if marks is None:
                 try:
-                    marks = (event_clock_factory(device), lambda clock: OpsWatch())
+                    marks = (event_clock_factory(str(device)), lambda clock: OpsWatch())
                 except CaptureError as exc:  # an older torch: isolated replays still work
                     unavailable = str(exc)
         found = run_graph_pass(modules, names, call, backend, warmup=schedule.warmup,
@@ -209,27 +247,27 @@ def _float_dtype(report: Report, dtype: str | None) -> str:
     return "float32"
 
 
-def _prepare(report: Report, model: torch.nn.Module | str, device: str, dtype: str,
+def _prepare(report: Report, model: torch.nn.Module | str, device: Device, dtype: str,
              channels_last: bool, model_args: dict[str, Any] | None,
              given: Sequence[torch.Tensor] | None, seed: int, train: bool) -> _Prepared:
     from cnnprof.zoo import resolve
 
     cast = torch_dtype(dtype)
-    devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
+    devices = [device.cuda_index] if device.is_cuda else []
     # a fixed seed for the random weights, without disturbing the caller's RNG streams
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         entry = None
         if isinstance(model, str):
             entry = resolve(model, model_args)
-            module, _ = entry.build(device)
+            module, _ = entry.build(str(device))
         else:
             try:
                 module = copy.deepcopy(model)
             except Exception as exc:
                 raise UsageError(f"cannot copy the model for timing: {exc}",
                                  hint="timing never runs on your instance itself") from exc
-            module = module.to(device)
+            module = module.to(device.torch())
     module = module.to(cast)
     if channels_last:
         module = module.to(memory_format=torch.channels_last)
@@ -244,9 +282,9 @@ def _prepare(report: Report, model: torch.nn.Module | str, device: str, dtype: s
 
     def tensors(batch: int) -> list[torch.Tensor]:
         if given is not None:
-            out = [t.detach().to(device) for t in given]
+            out = [t.detach().to(device.torch()) for t in given]
             return [t.to(cast) if t.is_floating_point() else t for t in out]
-        return make_tensors(specs, batch, device)
+        return make_tensors(specs, batch, str(device))
 
     def make_call(batch: int) -> Callable[[], Any]:
         made = tensors(batch)
@@ -305,8 +343,8 @@ def _failure_guard(batch: int, layer: Callable[[], str | None] | None) -> Iterat
 
 
 def _sweep(prepared: _Prepared, batches: list[int], timed_batch: int, timed_e2e: list[float],
-           clock: Clock, schedule: Schedule, progress: Progress | None) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+           clock: Clock, schedule: Schedule, progress: Progress | None) -> list[SweepRow]:
+    rows: list[SweepRow] = []
     if len(batches) <= 1:
         return rows
     for b in batches:
@@ -325,17 +363,16 @@ def _sweep(prepared: _Prepared, batches: list[int], timed_batch: int, timed_e2e:
                         progress(f"batch {b}", step + 1, total)
                 del call
         s = summarize(samples)
-        rows.append({"batch": b, "latency_median_s": s.median_s, "latency_p10_s": s.p10_s,
-                     "latency_p90_s": s.p90_s, "throughput_per_s": b / s.median_s})
+        rows.append(SweepRow(batch=b, latency_median_s=s.median_s, latency_p10_s=s.p10_s,
+                             latency_p90_s=s.p90_s, throughput_per_s=b / s.median_s))
     return rows
 
 
 # -- assembling the report ----------------------------------------------------------------
-def _device_info(device: str) -> dict[str, Any]:
+def _device_info(device: Device) -> dict[str, Any]:
     info: dict[str, Any] = {"torch": torch.__version__}
-    if device.startswith("cuda"):
-        index = torch.device(device).index or 0
-        info["device_name"] = torch.cuda.get_device_name(index)
+    if device.is_cuda:
+        info["device_name"] = torch.cuda.get_device_name(device.cuda_index)
         info["cuda"] = torch.version.cuda
         driver = _driver_version()
         if driver:
@@ -382,73 +419,39 @@ def _subtree_types(layers: Sequence[LayerRecord]) -> list[list[str]]:
 
 
 def _assemble(report: Report, result: TimerResult, plain_e2e: list[float],
-              plain_host: list[float], sweep_rows: list[dict[str, Any]],
+              plain_host: list[float], sweep_rows: list[SweepRow],
               mem: MemoryResult | None, kstats: KernelStats | None, *,
-              graph: GraphResult | None = None, device: str,
-              schedule: Schedule, batch: int, dtype: str, channels_last: bool,
-              peak_tflops: float | None, peak_gbps: float | None, clock: Clock,
-              command: str | None, multi: bool) -> Report:
-    cuda = device.startswith("cuda")
+              graph: GraphResult | None, device: Device, schedule: Schedule, batch: int,
+              dtype: str, options: TimingOptions, clock: Clock, command: str | None,
+              multi: bool) -> Report:
     hooked = summarize(result.end_to_end_s)
     plain = summarize(plain_e2e) if plain_e2e else None
     graph_e2e = summarize(graph.end_to_end_s) if graph and graph.end_to_end_s else None
     # shares are of the whole-model time measured the same way as the layers
     whole = graph_e2e.median_s if graph_e2e is not None else hooked.median_s
-    iso = graph.layers if graph is not None else None
     info = _device_info(device)
-
-    peaks = roofline.lookup(info["device_name"]) if cuda else None
-    conv_tf32 = bool(torch.backends.cudnn.allow_tf32)
-    matmul_tf32 = bool(torch.backends.cuda.matmul.allow_tf32)
+    peaks = roofline.lookup(info["device_name"]) if device.is_cuda else None
+    roofs = _Roofs(peaks, dtype, bool(torch.backends.cudnn.allow_tf32),
+                   bool(torch.backends.cuda.matmul.allow_tf32), options.peak_tflops,
+                   options.peak_gbps)
     types = _subtree_types(report.layers)
 
     layers: list[LayerRecord] = []
     leaf_self_sum = 0.0
     for index, rec in enumerate(report.layers):
-        samples = result.inclusive_s.get(rec.name)
-        if not samples:
+        time = _layer_time(rec, result, graph, kstats, whole)
+        if time is None:
             layers.append(rec)
             continue
-        s = summarize(samples)
-        own = summarize(result.self_s[rec.name])
-        if rec.is_leaf:
-            leaf_self_sum += own.median_s  # the eager figure, in either mode
-        extra: dict[str, Any] = {}
-        if iso is not None and rec.name in iso.inclusive_s:
-            # graph mode: the graph times are the layer's times; eager ones ride along
-            extra = {"method": iso.method[rec.name], "eager_median_s": s.median_s,
-                     "eager_self_median_s": own.median_s}
-            if iso.method[rec.name] == "isolated" and rec.name in iso.per_window:
-                extra["graph_calls_per_window"] = iso.per_window[rec.name]
-            samples = iso.inclusive_s[rec.name]
-            s = summarize(samples)
-            own = summarize(iso.self_s[rec.name])
-        elif iso is not None and rec.is_ops:
-            # isolated replays have no call to replay for a parent's own ops: eager times
-            extra = {"method": "events"}
-        time: dict[str, Any] = {
-            "median_s": s.median_s, "p10_s": s.p10_s, "p90_s": s.p90_s, "min_s": s.min_s,
-            "self_median_s": own.median_s, "self_p10_s": own.p10_s, "self_p90_s": own.p90_s,
-            "share": s.median_s / whole if whole > 0 else 0.0,
-            "calls": result.calls.get(rec.name, 0),
-            "samples_s": list(samples),
-            **extra,
-        }
-        # a shared module's backward marks span all its calls: no single interval to report
-        if rec.name in result.backward_s and result.calls.get(rec.name, 0) == 1:
-            back = [x for x in result.backward_s[rec.name] if x == x]  # drop NaN (no marks)
-            if back:
-                time["backward_median_s"] = median(back)
+        if rec.is_leaf:  # the eager figure, in either mode
+            leaf_self_sum += (time.eager_self_median_s if time.eager_self_median_s is not None
+                              else time.self_median_s)
         changes: dict[str, Any] = {"time": time}
         if mem is not None and rec.name in mem.layers:
-            changes["memory"] = dict(mem.layers[rec.name])
+            changes["memory"] = LayerMemory(**mem.layers[rec.name])
         if kstats is not None:
             changes["kernels"] = kstats.layer_kernels(rec.name)
-            inclusive = kstats.layer_inclusive_s(rec.name)
-            if inclusive is not None:
-                time["kernel_s"] = inclusive
-        roof = _roofline(rec, s.median_s, dtype, peaks, types[index], conv_tf32, matmul_tf32,
-                         peak_tflops, peak_gbps)
+        roof = roofs.place(rec, time.median_s, types[index])
         if roof is not None:
             changes["roofline"] = roof
         layers.append(replace(rec, **changes))
@@ -457,7 +460,7 @@ def _assemble(report: Report, result: TimerResult, plain_e2e: list[float],
     host_plain = median(plain_host) if plain_host else None
     launch_bound = False
     notes: list[str] = []
-    if cuda and plain is not None and host_plain is not None:
+    if device.is_cuda and plain is not None and host_plain is not None:
         launch_bound = (host_plain >= LAUNCH_BOUND_HOST_RATIO * plain.median_s
                         or (overhead is not None and overhead > OVERHEAD_LIMIT))
         if launch_bound:
@@ -473,47 +476,71 @@ def _assemble(report: Report, result: TimerResult, plain_e2e: list[float],
     elif overhead is not None and overhead > OVERHEAD_LIMIT:
         notes.append(f"hooks added {100 * overhead:.1f}% to the end-to-end time; small layers' "
                      "times include that overhead")
-    timing: dict[str, Any] = {
-        "device": device,
-        **info,
-        "clock": clock.name,
-        "warmup": schedule.warmup,
-        "repeats": schedule.repeats,
-        "batch": batch,
-        "dtype": dtype,
-        "channels_last": channels_last,
-        "mode": report.mode,
-        "end_to_end_median_s": hooked.median_s,
-        "end_to_end_p10_s": hooked.p10_s,
-        "end_to_end_p90_s": hooked.p90_s,
-        "end_to_end_unhooked_median_s": plain.median_s if plain else None,
-        "hook_overhead": overhead,
-        "host_median_s": median(result.host_s),
-        "host_unhooked_median_s": host_plain,
-        "leaf_self_sum_s": leaf_self_sum,
-        "peak_memory_bytes": mem.peak_bytes if mem is not None else None,
-        "memory_baseline_bytes": mem.baseline_bytes if mem is not None else None,
-        "launch_bound": launch_bound,
-        "notes": notes,
-        "end_to_end_samples_s": list(result.end_to_end_s),
-        "end_to_end_unhooked_samples_s": list(plain_e2e),
-    }
-    if peaks is not None:
-        timing["peaks"] = {"name": peaks.name, "fp32_tflops": peaks.fp32_tflops,
-                           "tf32_tflops": peaks.tf32_tflops, "half_tflops": peaks.half_tflops,
-                           "gbps": peaks.gbps, "conv_tf32": conv_tf32,
-                           "matmul_tf32": matmul_tf32}
-    if peak_tflops is not None or peak_gbps is not None:
-        timing["peak_override"] = {"tflops": peak_tflops, "gbps": peak_gbps}
-    if kstats is not None:
-        timing["kernel_iterations"] = kstats.iterations
-    if multi:
-        timing["sweep"] = sweep_rows
-    if graph is not None:
-        timing.update(_graph_timing(graph, graph_e2e, notes))
-    if command:
-        timing["command"] = command
+    graph_keys = _graph_timing(graph, graph_e2e, notes) if graph is not None else None
+    peak_override = ({"tflops": options.peak_tflops, "gbps": options.peak_gbps}
+                     if options.peak_tflops is not None or options.peak_gbps is not None
+                     else None)
+    timing = TimingSummary(
+        device=str(device), torch=info["torch"], device_name=info["device_name"],
+        cuda=info.get("cuda"), driver=info.get("driver"), cpu_threads=info.get("cpu_threads"),
+        clock=clock.name, warmup=schedule.warmup, repeats=schedule.repeats, batch=batch,
+        dtype=dtype, channels_last=options.channels_last,
+        mode="graph" if graph is not None else report.mode,
+        end_to_end_median_s=hooked.median_s, end_to_end_p10_s=hooked.p10_s,
+        end_to_end_p90_s=hooked.p90_s,
+        end_to_end_unhooked_median_s=plain.median_s if plain else None,
+        hook_overhead=overhead, host_median_s=median(result.host_s),
+        host_unhooked_median_s=host_plain, leaf_self_sum_s=leaf_self_sum,
+        peak_memory_bytes=mem.peak_bytes if mem is not None else None,
+        memory_baseline_bytes=mem.baseline_bytes if mem is not None else None,
+        launch_bound=launch_bound, notes=tuple(notes),
+        end_to_end_samples_s=tuple(result.end_to_end_s),
+        end_to_end_unhooked_samples_s=tuple(plain_e2e),
+        peaks=roofs.describe(), peak_override=peak_override,
+        kernel_iterations=kstats.iterations if kstats is not None else None,
+        sweep=tuple(sweep_rows) if multi else None, graph=graph_keys, command=command,
+    )
     return report.with_updates(layers=tuple(layers), timing=timing)
+
+
+def _layer_time(rec: LayerRecord, result: TimerResult, graph: GraphResult | None,
+                kstats: KernelStats | None, whole: float) -> LayerTime | None:
+    """The layer's typed time: eager figures, or with ``--graphs`` the graph replay's with
+    the eager ones beside them; None for a layer that never ran."""
+    samples = result.inclusive_s.get(rec.name)
+    if not samples:
+        return None
+    s = summarize(samples)
+    own = summarize(result.self_s[rec.name])
+    graphed: dict[str, Any] = {}
+    iso = graph.layers if graph is not None else None
+    if iso is not None and rec.name in iso.inclusive_s:
+        # graph mode: the graph times are the layer's times; eager ones ride along
+        graphed = {"method": iso.method[rec.name], "eager_median_s": s.median_s,
+                   "eager_self_median_s": own.median_s}
+        if iso.method[rec.name] == "isolated" and rec.name in iso.per_window:
+            graphed["graph_calls_per_window"] = iso.per_window[rec.name]
+        samples = iso.inclusive_s[rec.name]
+        s = summarize(samples)
+        own = summarize(iso.self_s[rec.name])
+    elif iso is not None and rec.is_ops:
+        # isolated replays have no call to replay for a parent's own ops: eager times
+        graphed = {"method": "events"}
+    calls = result.calls.get(rec.name, 0)
+    backward: float | None = None
+    # a shared module's backward marks span all its calls: no single interval to report
+    if rec.name in result.backward_s and calls == 1:
+        back = [x for x in result.backward_s[rec.name] if x == x]  # drop NaN (no marks)
+        if back:
+            backward = median(back)
+    return LayerTime(
+        median_s=s.median_s, p10_s=s.p10_s, p90_s=s.p90_s, min_s=s.min_s,
+        self_median_s=own.median_s, self_p10_s=own.p10_s, self_p90_s=own.p90_s,
+        share=s.median_s / whole if whole > 0 else 0.0, calls=calls,
+        samples_s=tuple(samples), backward_median_s=backward,
+        kernel_s=kstats.layer_inclusive_s(rec.name) if kstats is not None else None,
+        **graphed,
+    )
 
 
 def _graph_timing(graph: GraphResult, e2e: Summary | None,
@@ -522,7 +549,6 @@ def _graph_timing(graph: GraphResult, e2e: Summary | None,
     layers = graph.layers
     leaves, parents = layers.medians()
     out: dict[str, Any] = {
-        "mode": "graph",
         "graph_method": graph.method,
         "end_to_end_graph_median_s": e2e.median_s if e2e is not None else None,
         "end_to_end_graph_p10_s": e2e.p10_s if e2e is not None else None,
@@ -568,18 +594,38 @@ def _graph_timing(graph: GraphResult, e2e: Summary | None,
     return out
 
 
-def _roofline(rec: LayerRecord, seconds: float, dtype: str,
-              peaks: roofline.DevicePeaks | None, types: list[str], conv_tf32: bool,
-              matmul_tf32: bool, peak_tflops: float | None,
-              peak_gbps: float | None) -> dict[str, Any] | None:
-    tflops = peak_tflops
-    gbps = peak_gbps
-    if peaks is not None:
-        if tflops is None:
-            tf32 = roofline.tf32_for(types, conv_tf32=conv_tf32, matmul_tf32=matmul_tf32)
-            tflops = roofline.math_peak_tflops(peaks, dtype, tf32=tf32)
-        if gbps is None:
-            gbps = peaks.gbps
-    if tflops is None or gbps is None:
-        return None
-    return roofline.classify(rec.flops, rec.read_bytes + rec.write_bytes, seconds, tflops, gbps)
+@dataclass(frozen=True)
+class _Roofs:
+    """The roofs each layer is placed under: the known GPU's (per dtype and TF32 switch),
+    unless ``--peak-tflops``/``--peak-gbps`` override them."""
+
+    peaks: roofline.DevicePeaks | None
+    dtype: str
+    conv_tf32: bool
+    matmul_tf32: bool
+    peak_tflops: float | None
+    peak_gbps: float | None
+
+    def place(self, rec: LayerRecord, seconds: float, types: list[str]) -> Roofline | None:
+        tflops = self.peak_tflops
+        gbps = self.peak_gbps
+        if self.peaks is not None:
+            if tflops is None:
+                tf32 = roofline.tf32_for(types, conv_tf32=self.conv_tf32,
+                                         matmul_tf32=self.matmul_tf32)
+                tflops = roofline.math_peak_tflops(self.peaks, self.dtype, tf32=tf32)
+            if gbps is None:
+                gbps = self.peaks.gbps
+        if tflops is None or gbps is None:
+            return None
+        return roofline.classify(rec.flops, rec.read_bytes + rec.write_bytes, seconds, tflops,
+                                 gbps)
+
+    def describe(self) -> dict[str, Any] | None:
+        """The known GPU's peaks as the report's ``timing.peaks`` records them."""
+        p = self.peaks
+        if p is None:
+            return None
+        return {"name": p.name, "fp32_tflops": p.fp32_tflops, "tf32_tflops": p.tf32_tflops,
+                "half_tflops": p.half_tflops, "gbps": p.gbps, "conv_tf32": self.conv_tf32,
+                "matmul_tf32": self.matmul_tf32}

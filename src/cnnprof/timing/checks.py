@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cnnprof.report import Report
+from cnnprof.report import LayerRecord, Report
 
 HOOK_OVERHEAD_BOUND = 0.10
 LEAF_SUM_BOUND = 0.10
@@ -42,7 +42,7 @@ class Check:
 
 
 def hook_overhead(report: Report) -> Check:
-    t = report.timing or {}
+    t = _timing(report)
     value = t.get("hook_overhead")
     if value is None:
         return Check("hook_overhead", None, HOOK_OVERHEAD_BOUND, None, "no unhooked baseline")
@@ -52,14 +52,14 @@ def hook_overhead(report: Report) -> Check:
 
 
 def leaf_sum(report: Report) -> Check:
-    t = report.timing or {}
+    t = _timing(report)
     total, e2e = t.get("leaf_self_sum_s"), t.get("end_to_end_median_s")
     if not total or not e2e:
         return Check("leaf_self_sum", None, LEAF_SUM_BOUND, None, "no timing")
     ratio = total / e2e - 1.0
     # time spent in parents' own code (a residual add, attention's matmuls in
     # MultiheadAttention.forward) is real work outside any leaf: name the largest
-    parents = sorted((_eager(r.time or {}, "self_median_s"), r.name) for r in report.layers
+    parents = sorted((_eager(_time(r), "self_median_s"), r.name) for r in report.layers
                      if not r.is_leaf and r.time)
     top = ", ".join(f"{n or '<model>'} {s * 1e3:.3f} ms" for s, n in parents[::-1][:3])
     return Check("leaf_self_sum", ratio, LEAF_SUM_BOUND, abs(ratio) <= LEAF_SUM_BOUND,
@@ -73,7 +73,16 @@ def _eager(t: dict[str, Any], key: str) -> float:
 
 
 def is_graph(report: Report) -> bool:
-    return (report.timing or {}).get("mode") == "graph"
+    return report.timing is not None and report.timing.mode == "graph"
+
+
+def _timing(report: Report) -> dict[str, Any]:
+    """The summary's JSON keys: these checks compare figures by their report names."""
+    return report.timing.to_dict() if report.timing is not None else {}
+
+
+def _time(rec: LayerRecord) -> dict[str, Any]:
+    return rec.time.to_dict() if rec.time is not None else {}
 
 
 def kernel_match(report: Report, min_s: float = KERNEL_MIN_S, *, graph: bool = False) -> Check:
@@ -87,7 +96,7 @@ def kernel_match(report: Report, min_s: float = KERNEL_MIN_S, *, graph: bool = F
     rows = []
     fallback = 0
     for rec in report.layers:
-        t = rec.time or {}
+        t = _time(rec)
         value = float(t.get("median_s", 0.0)) if graph else _eager(t, "median_s")
         if value > min_s and t.get("kernel_s"):
             rows.append((value / t["kernel_s"] - 1.0, rec.name, rec.is_leaf))
@@ -109,7 +118,7 @@ def kernel_match(report: Report, min_s: float = KERNEL_MIN_S, *, graph: bool = F
 
 def graph_mark_overhead(report: Report) -> Check:
     """(a') in-graph marks: the marked graph replay (worst variant) vs the unmarked one."""
-    t = report.timing or {}
+    t = _timing(report)
     value = t.get("graph_mark_overhead")
     if not is_graph(report) or value is None:
         return Check("graph_mark_overhead", None, HOOK_OVERHEAD_BOUND, None,
@@ -128,7 +137,7 @@ def graph_leaf_sum(report: Report) -> Check:
     are compensated for their marks, so they estimate the unmarked forward). Parents' own
     time (a residual add, attention's matmuls in ``MultiheadAttention.forward``) is real
     work outside every leaf; the detail shows it and the sum with it."""
-    t = report.timing or {}
+    t = _timing(report)
     leaves = t.get("graph_leaf_sum_s")
     e2e = t.get("end_to_end_graph_median_s")
     if not is_graph(report) or not leaves or not e2e:
@@ -145,7 +154,7 @@ def graph_leaf_sum(report: Report) -> Check:
 
 
 def memory_match(report: Report, plain_peak_bytes: int | None) -> Check:
-    t = report.timing or {}
+    t = _timing(report)
     peak = t.get("peak_memory_bytes")
     if peak is None or not plain_peak_bytes:
         return Check("peak_memory", None, MEMORY_BOUND, None, "CUDA only")

@@ -15,6 +15,7 @@ from cnnprof.errors import UsageError
 from cnnprof.inputs import parse_batch
 
 if TYPE_CHECKING:
+    from cnnprof.device import Device
     from cnnprof.report import Report
     from cnnprof.timing.api import Progress
 
@@ -33,12 +34,19 @@ def parse_batches(text: str | int) -> list[int]:
 def check_options(*, time: bool, device: str, batches: list[int], warmup: int | None,
                   repeats: int | None, channels_last: bool, peak_tflops: float | None,
                   peak_gbps: float | None, graphs: bool = False,
-                  mode: str = "eval") -> None:
-    """Usage errors (exit 2) before any model is built."""
+                  mode: str = "eval") -> Device | None:
+    """Usage errors (exit 2) before any model is built; the device to time on (None
+    without --time). ``--device auto`` with --time is the GPU when there is one, else the
+    CPU; the returned device says why (``Device.reason``)."""
+    from cnnprof.device import for_timing, parse
+
     if graphs:  # --graphs implies --time; it replays CUDA graphs of an eval forward
-        name = device.strip().lower()
-        if not name.startswith("cuda"):
-            raise UsageError(f"--graphs needs --device cuda, got --device {device}",
+        named = parse(device)
+        if named is None:  # auto: the GPU if there is one
+            named = for_timing(device)
+        if not named.is_cuda:
+            raise UsageError(f"--graphs needs --device cuda, got --device {device}"
+                             + (f" ({named.reason})" if named.reason else ""),
                              hint="CUDA graphs exist only on NVIDIA GPUs; on the CPU plain "
                                   "--time has no launch gaps to remove")
         if mode.strip().lower() == "train":
@@ -53,13 +61,11 @@ def check_options(*, time: bool, device: str, batches: list[int], warmup: int | 
             raise UsageError(f"{', '.join(given)} only apply with --time")
         if len(batches) > 1:
             raise UsageError("several --batch values make a timing sweep: add --time")
-        return
-    if device.strip().lower() == "meta":
-        raise UsageError("--time needs a real device: the meta device runs no arithmetic",
-                         hint="add --device cuda (or --device cpu)")
+        return None
     for name, value in (("--peak-tflops", peak_tflops), ("--peak-gbps", peak_gbps)):
         if value is not None and not value > 0:
             raise UsageError(f"{name} must be positive, got {value}")
+    return for_timing(device)
 
 
 @contextmanager
@@ -85,15 +91,16 @@ def progress_bar() -> Iterator[Progress | None]:
         yield update
 
 
-def run(report: Report, model: str, *, device: str, batches: list[int], warmup: int | None,
-        repeats: int | None, dtype: str | None, channels_last: bool, kernels: bool,
-        peak_tflops: float | None, peak_gbps: float | None, model_args: dict[str, Any],
-        command: str | None, graphs: bool = False) -> Report:
-    from cnnprof.timing.api import time_report
+def run(report: Report, model: str, *, device: Device, batches: list[int],
+        warmup: int | None, repeats: int | None, dtype: str | None, channels_last: bool,
+        kernels: bool, peak_tflops: float | None, peak_gbps: float | None,
+        model_args: dict[str, Any], command: str | None, graphs: bool = False) -> Report:
+    from cnnprof.timing.api import TimingOptions, time_report
 
+    options = TimingOptions(device=device, warmup=warmup, repeats=repeats,
+                            batches=tuple(batches), dtype=dtype, channels_last=channels_last,
+                            kernels=kernels, peak_tflops=peak_tflops, peak_gbps=peak_gbps,
+                            graphs=graphs)
     with progress_bar() as progress:
-        return time_report(report, model, device=device, warmup=warmup, repeats=repeats,
-                           batches=batches, dtype=dtype, channels_last=channels_last,
-                           kernels=kernels, peak_tflops=peak_tflops, peak_gbps=peak_gbps,
-                           model_args=model_args, progress=progress, command=command,
-                           graphs=graphs)
+        return time_report(report, model, options, model_args=model_args, progress=progress,
+                           command=command)

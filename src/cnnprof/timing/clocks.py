@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol, runtime_checkable
 
+from cnnprof.device import Device, parse
+
 
 @runtime_checkable
 class Clock(Protocol):
@@ -139,8 +141,9 @@ class FakeClock(_StampClock):
         self.syncs += 1
 
 
-def clock_for(device: str) -> Clock:
-    """The right clock for a device string (``cpu``, ``cuda``, ``cuda:1``)."""
-    if device.startswith("cuda"):
-        return CudaEventClock(device)
+def clock_for(device: str | Device) -> Clock:
+    """The right clock for a device (``cpu``, ``cuda``, ``cuda:1``)."""
+    named = parse(device)
+    if named is not None and named.is_cuda:
+        return CudaEventClock(str(named))
     return PerfCounterClock()

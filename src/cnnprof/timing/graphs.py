@@ -8,298 +8,44 @@ recorded kernel sequence with one host call, so back-to-back replays keep the GP
 an event pair around them measures GPU work only.
 
 Per-layer times come first from timing marks captured inside the whole-model graph
-(``cnnprof.timing.ingraph``, run from ``run_graph_pass``). This module holds the shared
-machinery (backends, the whole-model replay, combining calls into per-module times) and the
-fallback for a forward that cannot be captured with marks:
+(``cnnprof.timing.ingraph``); a forward that cannot be captured with marks falls back to
+replaying every module call in its own graph (``cnnprof.timing.isolated``). Both sit on the
+primitives of ``cnnprof.timing.graph_capture`` (backends, ``CaptureError``, ``Call``,
+``Measured``). This module runs the pass and combines per-call measurements into per-module
+times:
 
 1. **Whole model**: the unhooked forward is captured once (after a warm-up on the capture
    stream, as PyTorch requires) and replayed ``repeats`` times, one event pair around each
    replay → ``end_to_end_graph_*``.
-2. **Isolated calls**: one hooked eager forward records every module call (its enclosing
-   call and its arguments, cloned). Each call is then captured into its own graph and
-   replayed back-to-back between one event pair until the window is at least
-   ``Plan.target_window_s``; time per call = window / calls in the window, median over
-   ``Plan.windows`` windows. A call too short to outrun the host's replay launch is
-   unrolled (``copies`` calls captured in one graph) so the GPU never waits for the host.
+2. **Per call**: in-graph marks (``run_in_graph``) or, when those fail, isolated replays
+   (``measure_call`` over ``record_calls``).
 3. **Inclusive and self**: a module's inclusive time is the sum over its calls; a call's
-   self time is its isolated time minus its direct child calls' isolated times, clamped at
-   0. Non-leaf calls are captured whole (not summed from children), so a parent's own ops
-   (a residual add, attention's matmuls in ``MultiheadAttention.forward``) are measured.
+   self time is its time minus its direct child calls' times, clamped at 0. Non-leaf calls
+   are captured whole (not summed from children), so a parent's own ops (a residual add,
+   attention's matmuls in ``MultiheadAttention.forward``) are measured.
 4. **Fallback**: a call that cannot be captured (a host sync such as ``.item()``,
    data-dependent control flow on tensor values, RNG in train mode) keeps its module's eager
    event times, marked ``method: "events"``.
 
-The measuring backend is injected (``CudaGraphBackend`` on a GPU, ``FakeGraphBackend`` with
-a ``FakeClock`` in tests), so the planning and arithmetic here are testable on any machine.
+The measuring backend is injected (``CudaGraphBackend`` on a GPU, the tests' fake backend
+with a ``FakeClock``), so the planning and arithmetic here are testable on any machine.
 """
 
 from __future__ import annotations
 
-import math
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import torch
 
-from cnnprof.errors import named_line
+from cnnprof.timing.graph_capture import Call, CaptureError, GraphBackend, Measured
+from cnnprof.timing.ingraph import InGraphResult, run_in_graph
+from cnnprof.timing.isolated import Plan, measure_call, record_calls
 from cnnprof.timing.stats import median
 from cnnprof.timing.stretches import StretchPlan
 from cnnprof.timing.timer import TimerResult
-
-if TYPE_CHECKING:
-    from cnnprof.timing.ingraph import InGraphResult
-
-
-class CaptureError(Exception):
-    """A call could not be captured into (or replayed from) a CUDA graph."""
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How each isolated call is measured."""
-
-    #: timed windows per call; the reported samples are one per window
-    windows: int = 5
-    #: a window lasts at least this long on the GPU (event resolution is ~0.5 µs)
-    target_window_s: float = 1e-3
-    #: one graph replay should run at least this long, so the host's launch of the next
-    #: replay (microseconds on a slow CPU) is hidden behind it
-    unroll_target_s: float = 200e-6
-    max_unroll: int = 64
-    max_replays: int = 2000
-    #: replays used to estimate one call's time before choosing the unroll and replays
-    probe_replays: int = 3
-    #: eager runs on the capture stream before each call's first capture
-    warmup: int = 2
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"windows": self.windows, "target_window_s": self.target_window_s,
-                "unroll_target_s": self.unroll_target_s, "max_unroll": self.max_unroll,
-                "max_replays": self.max_replays}
-
-
-def choose_count(estimate_s: float, target_s: float, limit: int) -> int:
-    """How many back-to-back repetitions of something lasting ``estimate_s`` fill
-    ``target_s``: ceil(target / estimate), between 1 and ``limit``. A zero estimate (a call
-    that launches no kernel: Dropout in eval, Flatten) gets ``limit``."""
-    if limit < 1:
-        raise ValueError(f"limit must be >= 1, got {limit}")
-    if not estimate_s > 0 or not math.isfinite(estimate_s):
-        return limit
-    return max(1, min(limit, math.ceil(target_s / estimate_s - 1e-9)))
-
-
-class GraphBackend(Protocol):
-    """Captures a function into a replayable graph and times replays of it."""
-
-    def capture(self, fn: Callable[[], Any], copies: int, warmup: int,
-                warm: Callable[[], Any] | None = None) -> Any:
-        """Run ``warm`` (default ``fn``) ``warmup`` times, then capture ``copies``
-        back-to-back calls of ``fn``. Raises ``CaptureError`` when ``fn`` cannot be
-        captured."""
-
-    def replay_s(self, graph: Any, replays: int) -> float:
-        """Seconds (device time) of ``replays`` back-to-back replays of ``graph``."""
-
-    def release(self, graph: Any) -> None:
-        """Free the graph and its memory pool."""
-
-    def close(self) -> None:
-        """Return cached memory after the whole pass."""
-
-
-@dataclass
-class _Captured:
-    graph: Any
-    output: Any  # kept alive with the graph: its memory is the graph's to write
-
-
-class CudaGraphBackend:
-    """``torch.cuda.CUDAGraph`` capture on a side stream, replays timed by one event pair.
-
-    ``capture_begin``/``capture_end`` are called directly rather than through the
-    ``torch.cuda.graph`` context manager, which runs ``gc.collect()`` and ``empty_cache()``
-    before every capture: hundreds of captures per model would spend most of their time
-    there. The device is synchronized before each capture instead.
-    """
-
-    #: a released graph's private memory pool is only returned by ``empty_cache``
-    EMPTY_CACHE_EVERY = 32
-
-    def __init__(self, device: str | torch.device) -> None:
-        self.device = torch.device(device)
-        self.stream = torch.cuda.Stream(device=self.device)
-        self._start = torch.cuda.Event(enable_timing=True)
-        self._end = torch.cuda.Event(enable_timing=True)
-        self._released = 0
-
-    def capture(self, fn: Callable[[], Any], copies: int, warmup: int,
-                warm: Callable[[], Any] | None = None) -> _Captured:
-        cuda = torch.cuda
-        prev = cuda.current_stream(self.device)
-        graph = cuda.CUDAGraph()
-        out: Any = None
-        try:
-            # warm-up on the capture stream itself: cuBLAS/cuDNN create their per-stream
-            # workspaces and pick algorithms outside the capture (PyTorch's documented recipe)
-            self.stream.wait_stream(prev)
-            with cuda.stream(self.stream):
-                for _ in range(warmup):
-                    (warm or fn)()
-            prev.wait_stream(self.stream)
-            cuda.synchronize(self.device)
-            with warnings.catch_warnings(), cuda.stream(self.stream):
-                warnings.simplefilter("ignore")  # "the CUDA Graph is empty" for Dropout etc.
-                graph.capture_begin()
-                try:
-                    for _ in range(copies):
-                        out = fn()
-                finally:
-                    # ends the capture even when fn raised (then capture_end may raise too:
-                    # the capture was invalidated; fn's error stays chained to it)
-                    graph.capture_end()
-        except Exception as exc:
-            cuda.set_stream(prev)  # never leave later work on the capture stream
-            self._absorb_error()
-            del graph, out
-            raise CaptureError(_reason(exc)) from exc
-        return _Captured(graph, out)
-
-    def _absorb_error(self) -> None:
-        # an invalidated capture can leave CUDA's "last error" set; the next kernel launch
-        # check would report it against an innocent layer, so take it here
-        for _ in range(2):
-            try:
-                torch.cuda.synchronize(self.device)
-                torch.zeros(1, device=self.device).add_(1)
-                return
-            except Exception:
-                continue
-
-    def replay_s(self, graph: Any, replays: int) -> float:
-        stream = torch.cuda.current_stream(self.device)
-        try:
-            # an untimed replay first: the GPU is busy with it while the host queues the
-            # timed ones, so the window does not start with a host-side gap
-            graph.graph.replay()
-            self._start.record(stream)
-            for _ in range(replays):
-                graph.graph.replay()
-            self._end.record(stream)
-            self._end.synchronize()
-        except Exception as exc:
-            self._absorb_error()
-            raise CaptureError(_reason(exc)) from exc
-        return float(self._start.elapsed_time(self._end)) / 1000.0
-
-    def release(self, graph: Any) -> None:
-        if graph is None:
-            return
-        graph.output = None
-        graph.graph = None
-        self._released += 1
-        if self._released % self.EMPTY_CACHE_EVERY == 0:
-            torch.cuda.synchronize(self.device)
-            torch.cuda.empty_cache()
-
-    def close(self) -> None:
-        torch.cuda.synchronize(self.device)
-        torch.cuda.empty_cache()
-
-
-class FakeGraphBackend:
-    """A backend for tests: "replaying" calls the function again, and time is read from a
-    clock with a ``now`` attribute (``FakeClock``) that the model's layers advance.
-
-    ``capturing`` is true while a capture runs, so a test layer can refuse capture the way
-    a host sync (``.item()``) does on a real GPU.
-    """
-
-    def __init__(self, clock: Any) -> None:
-        self.clock = clock
-        self.capturing = False
-        self.captures: list[int] = []  # copies of every successful capture
-        self.closed = False
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> FakeGraphBackend:
-        # shared state, like FakeClock: a deep-copied test model must see this `capturing`
-        return self
-
-    def capture(self, fn: Callable[[], Any], copies: int, warmup: int,
-                warm: Callable[[], Any] | None = None) -> Any:
-        for _ in range(warmup):
-            (warm or fn)()
-        self.capturing = True
-        try:
-            for _ in range(copies):
-                fn()
-        except Exception as exc:
-            raise CaptureError(_reason(exc)) from exc
-        finally:
-            self.capturing = False
-        self.captures.append(copies)
-        return (fn, copies)
-
-    def replay_s(self, graph: Any, replays: int) -> float:
-        fn, copies = graph
-        start = self.clock.now
-        for _ in range(replays * copies):
-            fn()
-        return float(self.clock.now - start)
-
-    def release(self, graph: Any) -> None:
-        return None
-
-    def close(self) -> None:
-        self.closed = True
-
-
-def _reason(exc: BaseException) -> str:
-    # when the captured code raised, capture_end raises too ("invalidated"): the first
-    # error in the chain is the one that names the cause (a sync, a missing op)
-    for _ in range(3):
-        if exc.__context__ is None:
-            break
-        exc = exc.__context__
-    return named_line(exc)[:200]
-
-
-# -- measuring ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Measured:
-    #: seconds per call, one value per window
-    samples_s: list[float]
-    #: calls per timed window (copies captured in the graph × replays in the window)
-    per_window: int
-
-
-def measure_call(fn: Callable[[], Any], backend: GraphBackend, plan: Plan) -> Measured:
-    """Capture ``fn`` alone and time it back-to-back (see the module docstring)."""
-    graph = backend.capture(fn, 1, plan.warmup)
-    try:
-        backend.replay_s(graph, 1)  # first replay: lazy work (uploads) stays out of the probe
-        estimate = backend.replay_s(graph, plan.probe_replays) / plan.probe_replays
-        copies = choose_count(estimate, plan.unroll_target_s, plan.max_unroll)
-        per_replay = estimate
-        if copies > 1:
-            backend.release(graph)
-            graph = None
-            try:
-                graph = backend.capture(fn, copies, 0)
-                per_replay = backend.replay_s(graph, plan.probe_replays) / plan.probe_replays
-            except CaptureError:  # e.g. out of memory for the copies: time single calls
-                backend.release(graph)
-                copies = 1
-                graph = backend.capture(fn, 1, 0)
-        replays = choose_count(per_replay, plan.target_window_s, plan.max_replays)
-        calls = copies * replays
-        samples = [backend.replay_s(graph, replays) / calls for _ in range(plan.windows)]
-    finally:
-        backend.release(graph)
-    return Measured(samples, calls)
 
 
 def measure_whole(fn: Callable[[], Any], backend: GraphBackend, *, warmup: int,
@@ -312,90 +58,6 @@ def measure_whole(fn: Callable[[], Any], backend: GraphBackend, *, warmup: int,
         return [backend.replay_s(graph, 1) for _ in range(repeats)]
     finally:
         backend.release(graph)
-
-
-# -- recording the calls ---------------------------------------------------------------------
-@dataclass
-class Call:
-    """One module call seen in the recording forward."""
-
-    module: int  # index into the timer's module list
-    parent: int  # index of the enclosing call, -1 for the outermost
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    children: list[int] = field(default_factory=list)
-
-
-def _clone(t: torch.Tensor) -> torch.Tensor:
-    # same sizes and strides as the original (a sliced, non-contiguous input keeps the
-    # layout, and with it the kernels, that the model gave the layer)
-    try:
-        out = torch.empty_strided(t.size(), t.stride(), dtype=t.dtype, device=t.device)
-        out.copy_(t.detach())
-        return out
-    except RuntimeError:  # overlapping strides (expand): a dense copy will do
-        return t.detach().clone()
-
-
-def record_calls(modules: Sequence[torch.nn.Module], call: Callable[[], Any]) -> list[Call]:
-    """Run ``call`` once with hooks on ``modules`` and return every module call in order,
-    with its enclosing call and its (cloned) arguments."""
-    calls: list[Call] = []
-    stack: list[int] = []
-    # (id, version) → (original, copy): a tensor passed to several modules is copied once;
-    # the version tells an in-place-modified tensor (ReLU(inplace=True)) from its past self.
-    # The original is held so its id cannot be reused by a new tensor meanwhile.
-    memo: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def copy(value: Any) -> Any:
-        if isinstance(value, torch.Tensor):
-            try:
-                key = (id(value), int(value._version))
-            except RuntimeError:  # inference tensors have no version counter
-                return _clone(value)
-            hit = memo.get(key)
-            if hit is None:
-                hit = (value, _clone(value))
-                memo[key] = hit
-            return hit[1]
-        if isinstance(value, tuple) and hasattr(value, "_fields"):  # namedtuple
-            return type(value)(*(copy(v) for v in value))
-        if isinstance(value, (list, tuple)):
-            return type(value)(copy(v) for v in value)
-        if isinstance(value, dict):
-            return {k: copy(v) for k, v in value.items()}
-        return value
-
-    def pre(index: int) -> Callable[..., None]:
-        def hook(module: torch.nn.Module, args: tuple[Any, ...],
-                 kwargs: dict[str, Any]) -> None:
-            parent = stack[-1] if stack else -1
-            calls.append(Call(index, parent, copy(args), copy(kwargs)))
-            here = len(calls) - 1
-            if parent >= 0:
-                calls[parent].children.append(here)
-            stack.append(here)
-
-        return hook
-
-    def post(index: int) -> Callable[..., None]:
-        def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
-            if stack and calls[stack[-1]].module == index:
-                stack.pop()
-
-        return hook
-
-    handles: list[Any] = []
-    try:
-        for index, module in enumerate(modules):
-            handles.append(module.register_forward_pre_hook(pre(index), with_kwargs=True))
-            handles.append(module.register_forward_hook(post(index), always_call=True))
-        call()
-    finally:
-        for handle in handles:
-            handle.remove()
-        memo.clear()
-    return calls
 
 
 # -- combining calls into per-module times ---------------------------------------------------
@@ -522,8 +184,6 @@ def run_graph_pass(modules: Sequence[torch.nn.Module], names: Sequence[str],
     Graphs are captured and freed one at a time (each has its own memory pool); the backend
     returns cached memory at the end.
     """
-    from cnnprof.timing.ingraph import run_in_graph
-
     plan = plan or Plan()
     started = time.perf_counter()
     e2e: list[float] = []

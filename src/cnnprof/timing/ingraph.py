@@ -31,7 +31,7 @@ model with hundreds of small layers notices. Three things deal with that:
 
 Calls are numbered in execution order, which must be the same in every capture; a forward
 whose module calls change between captures is refused (``CaptureError``), and the caller
-falls back to isolated replays (``cnnprof.timing.graphs``).
+falls back to isolated replays (``cnnprof.timing.isolated``).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from typing import Any, Protocol
 import torch
 
 from cnnprof.timing.clocks import Clock
-from cnnprof.timing.graphs import Call, CaptureError, GraphBackend, Measured
+from cnnprof.timing.graph_capture import Call, CaptureError, GraphBackend, Measured
 from cnnprof.timing.stats import median
 from cnnprof.timing.stretches import StretchPlan
 from cnnprof.timing.timer import E2E_END, E2E_START, FIRST_CALL_SLOT, LayerTimer

@@ -25,6 +25,7 @@ from typing import IO, Any
 
 import torch
 
+from cnnprof.device import Device, parse
 from cnnprof.timing.stretches import GapTracker, StretchPlan, index_gaps, row_names
 from cnnprof.timing.timer import module_names
 
@@ -172,7 +173,7 @@ class _Span:
     event: Any
 
 
-def profile_kernels(model: torch.nn.Module, call: Callable[[], Any], *, device: str,
+def profile_kernels(model: torch.nn.Module, call: Callable[[], Any], *, device: str | Device,
                     iterations: int = 3, stretches: StretchPlan | None = None) -> KernelStats:
     """Run ``call`` ``iterations`` times under ``torch.profiler`` with per-module ranges, and
     a range per gap of ``stretches`` (a parent's own ops: ``cnnprof.timing.stretches``).
@@ -186,7 +187,8 @@ def profile_kernels(model: torch.nn.Module, call: Callable[[], Any], *, device: 
     from torch.autograd.profiler import record_function
     from torch.profiler import ProfilerActivity, profile, schedule
 
-    cuda = device.startswith("cuda")
+    target = parse(device)
+    cuda = target is not None and target.is_cuda
     handles: list[Any] = []
     open_ranges: list[tuple[torch.nn.Module | None, Any]] = []
     named = module_names(model)
@@ -253,7 +255,7 @@ def profile_kernels(model: torch.nn.Module, call: Callable[[], Any], *, device: 
                 for _ in range(iterations + 1):
                     call()
                     if cuda:
-                        torch.cuda.synchronize(device)
+                        torch.cuda.synchronize(str(device))
                     with quiet_kineto():
                         prof.step()
             finally:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+
+from cnnprof.measurements import Roofline
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def _does_matmul(type_name: str) -> bool:
 
 
 def classify(flops: int, nbytes: int, seconds: float, peak_tflops: float,
-             peak_gbps: float) -> dict[str, Any] | None:
+             peak_gbps: float) -> Roofline | None:
     """The roofline entry of one layer; None when there is nothing to place (no time or
     neither FLOPs nor bytes)."""
     if seconds <= 0 or (flops <= 0 and nbytes <= 0) or peak_tflops <= 0 or peak_gbps <= 0:
@@ -90,14 +91,14 @@ def classify(flops: int, nbytes: int, seconds: float, peak_tflops: float,
     intensity = flops / nbytes if nbytes > 0 else float("inf")
     attainable = min(peak_tflops * 1e12, intensity * peak_gbps * 1e9)
     achieved = flops / seconds
-    return {
-        "achieved_tflops": achieved / 1e12,
-        "achieved_gbps": nbytes / seconds / 1e9,
-        "intensity": intensity if nbytes > 0 else None,
-        "bound": "compute" if intensity >= ridge else "memory",
-        "peak_tflops": peak_tflops,
-        "peak_gbps": peak_gbps,
-        "ridge_intensity": ridge,
-        "attainable_tflops": attainable / 1e12,
-        "efficiency": achieved / attainable if attainable > 0 else None,
-    }
+    return Roofline(
+        achieved_tflops=achieved / 1e12,
+        achieved_gbps=nbytes / seconds / 1e9,
+        intensity=intensity if nbytes > 0 else None,
+        bound="compute" if intensity >= ridge else "memory",
+        peak_tflops=peak_tflops,
+        peak_gbps=peak_gbps,
+        ridge_intensity=ridge,
+        attainable_tflops=attainable / 1e12,
+        efficiency=achieved / attainable if attainable > 0 else None,
+    )

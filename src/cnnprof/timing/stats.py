@@ -39,12 +39,6 @@ class Summary:
     mean_s: float
     count: int
 
-    @property
-    def iqr_s(self) -> float:
-        """The p10–p90 spread (public since the first release; not the p25–p75 IQR its name
-        suggests)."""
-        return self.p90_s - self.p10_s
-
 
 def summarize(samples: Sequence[float]) -> Summary:
     if not samples:

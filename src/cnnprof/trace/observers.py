@@ -18,7 +18,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from cnnprof.counting import REGISTRY, FormulaRegistry, OpKind
+from cnnprof.counting import REGISTRY, FormulaRegistry, OpKind, OpTrait
 from cnnprof.counting import formulas as _formulas  # noqa: F401  (registers the built-ins)
 from cnnprof.counting import vision_ops as _vision_ops  # noqa: F401
 from cnnprof.report import Cost
@@ -269,27 +269,17 @@ class ModuleObserver:
                     todo.append(nxt)
 
 
-#: Ops whose extra outputs are bookkeeping whose size depends on the kernel: batch norm in
-#: eval returns empty ``save_mean``/``save_invstd`` on the CPU but C-sized ones on meta.
-#: Only their first output counts as written, so every device reports the same bytes.
-_PRIMARY_OUTPUT_ONLY = frozenset(
-    f"aten.{n}" for n in ("native_batch_norm", "_native_batch_norm_legit",
-                          "_native_batch_norm_legit_no_training",
-                          "_native_batch_norm_legit_functional", "cudnn_batch_norm",
-                          "miopen_batch_norm", "_batch_norm_with_update",
-                          "_batch_norm_no_update", "batch_norm")
-)
-
-
 class _OpInfo:
     __slots__ = ("formula", "kind", "mutable", "name", "primary_only")
 
-    def __init__(self, name: str, kind: OpKind, formula: Any, mutable: bool) -> None:
+    def __init__(self, name: str, kind: OpKind, formula: Any, mutable: bool,
+                 primary_only: bool) -> None:
         self.name = name
         self.kind = kind
         self.formula = formula
         self.mutable = mutable
-        self.primary_only = name in _PRIMARY_OUTPUT_ONLY
+        #: OpTrait.PRIMARY_OUTPUT_ONLY: only the first output counts as written
+        self.primary_only = primary_only
 
     def written(self, out: Any) -> int:
         """Bytes the op writes: its outputs (the first only for ``primary_only`` ops)."""
@@ -336,7 +326,9 @@ class OpObserver(TorchDispatchMode):
             name = str(func.overloadpacket) if hasattr(func, "overloadpacket") else str(func)
             schema = getattr(func, "_schema", None)
             mutable = bool(schema is not None and schema.is_mutable)
-            info = _OpInfo(name, self.registry.kind(name), self.registry.formula(name), mutable)
+            registry = self.registry
+            info = _OpInfo(name, registry.kind(name), registry.formula(name), mutable,
+                           registry.has(name, OpTrait.PRIMARY_OUTPUT_ONLY))
             self._cache[func] = info
         return info
 
