@@ -164,7 +164,8 @@ def register(app: typer.Typer) -> None:
               report, name, output, options)
         if plot is not None:
             from cnnprof.cli.output import replacing
-            from cnnprof.render.plot import check_plot_path, write_plot
+            from cnnprof.render.plot import check_plot_path
+            from cnnprof.render.train_memory import write_plot  # + memory over time
 
             with replacing(plot, "--plot") as temporary:  # its only file I/O: savefig
                 write_plot(report, temporary, depth, check_plot_path(plot))

@@ -140,11 +140,6 @@ def write_plot(report: Report, path: Path, depth: int | None = None,
     suffix = image_format or check_plot_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with rc_context(_RC):
-        if report.training_memory is not None:  # the memory-over-time chart goes under it
-            from cnnprof.render.train_memory import combined_figure
-
-            fig = combined_figure(report, depth)
-        else:
-            fig = layer_figure(report, depth)
+        fig = layer_figure(report, depth)
         metadata = {"Date": None} if suffix in ("svg", "pdf") else None
         fig.savefig(path, format=suffix, dpi=150, metadata=metadata)
