@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,8 @@ from cnnprof.guard import UserCodeExit, seeded_rng
 from cnnprof.inputs import (
     FLOAT_DTYPES,
     InputSpec,
+    bind,
+    check_names,
     check_size,
     example_tensor,
     make_tensors,
@@ -30,7 +34,7 @@ from cnnprof.inputs import (
     torch_dtype,
     with_dtype,
 )
-from cnnprof.report import ModelInfo, Report, TensorInfo
+from cnnprof.report import Generation, ModelInfo, Report, TensorInfo
 from cnnprof.trace.build import freeze, model_totals
 from cnnprof.trace.engine import TraceRun, meta_stand_ins, needs_real_values, run_observed
 from cnnprof.trace.stand_ins import call_with
@@ -53,6 +57,8 @@ def _specs(
             "no input shape given and the model has no default",
             hint="pass --input, e.g. --input 3x224x224",
         )
+    if isinstance(inputs, Mapping):
+        return _named_specs(inputs)
     if isinstance(inputs, (str, InputSpec, torch.Tensor)):
         inputs = [inputs]
     elif isinstance(inputs, (tuple, list)) and inputs and all(isinstance(d, int) for d in inputs):
@@ -75,7 +81,56 @@ def _specs(
             raise InputSpecError(f"cannot make an input from {type(item).__name__}")
     if tensors and len(tensors) != len(specs):
         raise InputSpecError("pass either tensors or shapes as inputs, not both")
+    check_names(specs)
     return specs, (tensors or None)
+
+
+def _named_specs(inputs: Mapping[Any, Any]) -> tuple[list[InputSpec], list[torch.Tensor] | None]:
+    """``{"input_ids": "128:int64"}`` or ``{"input_ids": tensor}``: keyword inputs."""
+    specs: list[InputSpec] = []
+    tensors: list[torch.Tensor] = []
+    for key, value in inputs.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise InputSpecError(f"input name {key!r} is not a keyword name")
+        spec, tensor = _specs(value, None)
+        if len(spec) != 1:
+            raise InputSpecError(f"input {key!r}: give one shape or tensor")
+        if spec[0].name not in (None, key):
+            raise InputSpecError(f"input {key!r} is named {spec[0].name!r} in its spec")
+        specs.append(replace(spec[0], name=key))
+        tensors.extend(tensor or [])
+    if not specs:
+        raise InputSpecError("inputs={} names no input")
+    if tensors and len(tensors) != len(specs):
+        raise InputSpecError("pass either tensors or shapes as inputs, not both")
+    return specs, (tensors or None)
+
+
+def check_keywords(model: torch.nn.Module, names: Sequence[str]) -> None:
+    """Refuse a keyword input ``model.forward`` does not take, before running it.
+
+    A forward with ``**kwargs`` takes any name, except a transformers model's: its
+    ``**kwargs`` are attention options passed down, where an unknown name is ignored."""
+    if not names:
+        return
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return
+    named = [n for n, p in params.items()
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    if open_ended and not type(model).__module__.startswith("transformers."):
+        return
+    for name in names:
+        if name not in named:
+            import difflib
+
+            close = difflib.get_close_matches(name, named, n=2, cutoff=0.6)
+            raise InputSpecError(
+                f"{type(model).__name__}.forward takes no input {name!r}",
+                hint=(f"did you mean {', '.join(close)}? " if close else "")
+                + f"its inputs: {', '.join(named[:8])}" + (" ..." if len(named) > 8 else ""))
 
 
 def profile(
@@ -94,6 +149,7 @@ def profile(
     time: bool = False,
     warmup: int | None = None,
     repeats: int | None = None,
+    decode: int | None = None,
     train_memory: bool = False,
     optimizer: str = "adamw",
     amp: str | None = None,
@@ -117,6 +173,11 @@ def profile(
     into ``Report.training_memory`` and ``LayerRecord.saved_bytes``; ``fit`` (``"24GB"``, or
     bytes) adds the largest batch whose peak fits (docs/memory.md). ``fit`` implies
     ``train_memory``.
+    ``inputs`` may name keyword inputs: ``{"input_ids": "128:int64"}``, a dict of tensors,
+    or ``"input_ids=128:int64"`` strings; the model is called ``model(*positional, **named)``.
+    ``decode=N``: count one decoding step of a causal LM (a transformers model, or an
+    ``hf:`` spec, built with its causal-LM head) whose KV cache holds N tokens; the report's
+    ``generation`` says what the step reads (docs/huggingface.md).
 
     ``time=True``: also time every layer on ``device`` (``"cpu"``, ``"cuda[:N]"``, or
     ``"auto"``: the GPU when there is one, else the CPU, with a note saying which); the counts
@@ -125,6 +186,9 @@ def profile(
     ``warmup``/``repeats``: untimed and timed iterations (default 2/10 on the CPU, 10/50 on
     CUDA). More control (batch sweeps, CUDA graphs, kernels): ``cnnprof.timing.api``.
     """
+    if time and decode is not None:
+        raise UsageError("decode counts one step; timing it (time=True) is not supported",
+                         hint="time the prefill instead: inputs={'input_ids': 'N:int64'}")
     if time:
         return _profile_timed(model, inputs, batch=batch, dtype=dtype, device=device,
                               mode=mode, model_args=model_args, registry=registry,
@@ -144,6 +208,20 @@ def profile(
 
         optimizer, amp, fit_bytes = check_options(optimizer, amp, fit)
     entry: ZooEntry | None = None
+    if decode is not None:
+        if isinstance(decode, bool) or not isinstance(decode, int) or decode < 0:
+            raise UsageError(f"--decode takes a number of context tokens, got {decode!r}")
+        if inputs is not None and not (isinstance(inputs, (list, tuple)) and not inputs):
+            raise UsageError("--decode makes its own inputs (one new token and the KV cache)",
+                             hint="drop --input; the prefill is the plain count at "
+                                  "--input input_ids=N:int64")
+        if backward:
+            raise UsageError("--decode counts inference; it does not combine with --backward")
+        inputs = [InputSpec((1,), "int64", "input_ids")]
+        if isinstance(model, str) and model.strip().startswith("hf:"):
+            from cnnprof.zoo.hf import for_decode
+
+            model_args = for_decode(model_args)
     if isinstance(model, str):
         entry = resolve(model, model_args)
         info = ModelInfo(model, "", entry.source)
@@ -165,6 +243,9 @@ def profile(
         counting = _auto_device(entry, model if isinstance(model, torch.nn.Module) else None,
                                 specs, given, batch, dtype)
     state = load_state_dict(weights) if weights is not None else None
+    if entry is not None:
+        notes.extend(entry.extra.get("build_notes", ()))
+    cache_bytes: list[int] = []
     # seeded: the weights cnnprof initialises and the inputs it makes are the same every run,
     # so a data-dependent model (detection: how many boxes survive) counts the same; the
     # caller's RNG state is given back
@@ -173,6 +254,7 @@ def profile(
             entry, model if isinstance(model, torch.nn.Module) else None,
             specs, given, batch, float_dtype, str(counting), mode, registry, notes,
             weights=(state, str(weights)) if state is not None else None, backward=backward,
+            decode=(decode, cache_bytes) if decode is not None else None,
         )
     if run.backward_note:
         notes.append(run.backward_note)
@@ -207,20 +289,32 @@ def profile(
     if entry is not None and entry.extra.get("printed_on_import"):
         notes.append("the model file printed on import: " + _clip(entry.extra["printed_on_import"]))
     info = ModelInfo(info.spec, type(instance).__name__, info.source)
+    totals = model_totals(instance, total_cost, records[0].backward if records else None)
+    generation = None
+    if decode is not None and cache_bytes:
+        from cnnprof.zoo.hf import decode_shape
+
+        shape = decode_shape(instance.config)
+        generation = Generation(
+            context=decode, batch=batch, layers=shape.layers, kv_heads=shape.kv_heads,
+            head_dim=shape.head_dim, dtype=_float_name(instance),
+            kv_cache_bytes=cache_bytes[0], weight_bytes=totals.param_bytes)
     report = Report(
         model=info,
         inputs=_input_infos(specs, given, batch),
         device=used_device,
-        totals=model_totals(instance, total_cost, records[0].backward if records else None),
+        totals=totals,
         layers=tuple(records),
         unsupported_ops=unsupported,
         notes=tuple(notes),
         mode=mode,
         meta={"cnnprof": __version__, "torch": torch.__version__,
               **({"command": command} if command else {})},
+        generation=generation,
     )
     if run.error is not None:
-        error = _describe_failure(run, instance, entry, specs if given is None else [],
+        error = _describe_failure(run, instance, entry,
+                                  specs if given is None and decode is None else [],
                                   batch, mode, info.spec if entry is not None else None)
         report = report.with_updates(error=error)
         raise ModelFailedError(error["message"], hint=error.get("hint"), report=report)
@@ -291,8 +385,16 @@ def _tensors_in(inputs: Any) -> list[torch.Tensor]:
 def _input_infos(specs: list[InputSpec], given: list[torch.Tensor] | None,
                  batch: int) -> tuple[TensorInfo, ...]:
     if given is not None:
-        return tuple(TensorInfo(tuple(t.shape), s.dtype) for s, t in zip(specs, given, strict=True))
-    return tuple(TensorInfo((batch, *s.shape), s.dtype) for s in specs)
+        return tuple(TensorInfo(tuple(t.shape), s.dtype, s.name)
+                     for s, t in zip(specs, given, strict=True))
+    return tuple(TensorInfo((batch, *s.shape), s.dtype, s.name) for s in specs)
+
+
+def _float_name(model: torch.nn.Module) -> str:
+    for p in model.parameters():
+        if p.is_floating_point():
+            return str(p.dtype).removeprefix("torch.")
+    return "float32"
 
 
 def _clip(text: str, limit: int = 500) -> str:
@@ -348,9 +450,27 @@ def _count(
     notes: list[str],
     weights: tuple[dict[str, torch.Tensor], str] | None = None,
     backward: bool = False,
+    decode: tuple[int, list[int]] | None = None,
 ) -> tuple[TraceRun, torch.nn.Module, str]:
+    """``decode``: (context tokens, a list that receives the KV cache's bytes)."""
     train = mode == "train"
     cast = torch_dtype(float_dtype) if float_dtype else None
+    names = [s.name for s in specs if s.name is not None]
+
+    def keywords(model: torch.nn.Module, dev: str) -> dict[str, Any]:
+        """Checks the keyword inputs; the KV cache of a decoding step."""
+        if decode is None:
+            check_keywords(model, names)
+            return {}
+        from cnnprof.zoo.hf import decode_arguments
+
+        dtype = cast or next((p.dtype for p in model.parameters() if p.is_floating_point()),
+                             torch.float32)
+        extra, nbytes = decode_arguments(model, batch=batch, context=decode[0], dtype=dtype,
+                                         device=dev)
+        decode[1][:] = [nbytes]
+        check_keywords(model, names)
+        return extra
 
     def tensors_on(dev: str) -> list[torch.Tensor]:
         if given is not None:
@@ -371,12 +491,15 @@ def _count(
             notes.extend(build_notes)
             if weights is not None:
                 apply_weights(model, *weights)
-            args, kwargs = entry.arguments(tensors_on(actual))
+            positional, named = bind(specs, tensors_on(actual))
+            args, kwargs = entry.arguments(list(positional))
+            kwargs = {**kwargs, **named, **keywords(model, actual)}
             return run_observed(model, lambda: model(*args, **kwargs), train=train,
                                 registry=registry, backward=backward), model, actual
         assert instance is not None
         model = instance
-        args = tuple(tensors_on(dev))
+        args, kwargs = bind(specs, tensors_on(dev))
+        kwargs = {**kwargs, **keywords(model, dev)}
         current = _model_device(model)
         if current == dev and cast is None and weights is None:
             # the instance's own parameters, but copies of its buffers: a forward in train mode
@@ -391,7 +514,7 @@ def _count(
                          for k, v in stand_ins.items()}
 
         def call() -> Any:  # functional_call's semantics, ties kept (trace/stand_ins.py)
-            return call_with(model, stand_ins, args)
+            return call_with(model, stand_ins, args, kwargs)
 
         return run_observed(model, call, train=train, registry=registry,
                             backward=backward), model, dev
@@ -401,7 +524,7 @@ def _count(
                     else sum(batch * math.prod(s.shape) * torch_dtype(s.dtype).itemsize
                              for s in specs))
     if (run.error is not None and used == "meta" and inputs_bytes <= CPU_RETRY_LIMIT_BYTES
-            and _may_retry_on_cpu(run.error, model)):
+            and _may_retry_on_cpu(run.error, model, entry)):
         reason = first_line(run.error)
         retry, retry_model, retry_used = attempt("cpu")
         if retry.error is None:
@@ -420,12 +543,16 @@ def _count(
 CPU_RETRY_LIMIT_BYTES = 2 * 1024**3
 
 
-def _may_retry_on_cpu(error: BaseException, model: torch.nn.Module) -> bool:
+def _may_retry_on_cpu(error: BaseException, model: torch.nn.Module,
+                      entry: ZooEntry | None = None) -> bool:
     if isinstance(error, UserCodeExit):
         return False  # it exits on any device
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    if entry is not None and not entry.cpu_fallback:
+        # a Hugging Face config may describe 70B parameters: never materialised
+        return size <= CPU_RETRY_LIMIT_BYTES
     if needs_real_values(error):
         return True
-    size = sum(p.numel() * p.element_size() for p in model.parameters())
     return size <= CPU_RETRY_LIMIT_BYTES
 
 

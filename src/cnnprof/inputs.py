@@ -1,14 +1,17 @@
-"""Input specs: ``3x224x224`` / ``16:int64`` / batch / dtype → example tensors.
+"""Input specs: ``3x224x224`` / ``16:int64`` / ``input_ids=128:int64`` / batch / dtype →
+example tensors.
 
-A spec describes one sample; ``batch`` is prepended. Parsing is pure (no torch import) so the
-CLI can validate arguments before paying for ``import torch``.
+A spec describes one sample; ``batch`` is prepended. A spec may carry a keyword name
+(``NAME=SPEC``): the model is then called ``model(*positional, **named)`` (:func:`bind`).
+Parsing is pure (no torch import) so the CLI can validate arguments before paying for
+``import torch``.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from cnnprof.errors import InputSpecError
 
@@ -33,14 +36,17 @@ _DIM = re.compile(r"^[0-9]+$")
 
 @dataclass(frozen=True)
 class InputSpec:
-    """One model input: per-sample ``shape`` (batch not included) and a dtype name."""
+    """One model input: per-sample ``shape`` (batch not included), a dtype name, and the
+    keyword it is passed as (``None``: positional)."""
 
     shape: tuple[int, ...]
     dtype: str = "float32"
+    name: str | None = None
 
     def __str__(self) -> str:
         dims = "x".join(str(d) for d in self.shape) or "scalar"
-        return dims if self.dtype == "float32" else f"{dims}:{self.dtype}"
+        text = dims if self.dtype == "float32" else f"{dims}:{self.dtype}"
+        return f"{self.name}={text}" if self.name else text
 
 
 def parse_dtype(text: str) -> str:
@@ -53,10 +59,24 @@ def parse_dtype(text: str) -> str:
 
 
 def parse_input_spec(text: str) -> InputSpec:
-    """Parse ``CxHxW[:dtype]``. Every dimension is a positive integer."""
+    """Parse ``[NAME=]CxHxW[:dtype]``. Every dimension is a positive integer; ``NAME`` is a
+    Python identifier, the keyword the input is passed as."""
     raw = text.strip()
     if not raw:
         raise InputSpecError("empty --input", hint="write the per-sample shape, e.g. 3x224x224")
+    name: str | None = None
+    if "=" in raw:
+        name_text, _, raw = raw.partition("=")
+        name = name_text.strip()
+        raw = raw.strip()
+        if not name.isidentifier():
+            raise InputSpecError(
+                f"malformed --input {text!r}: {name!r} is not a keyword name",
+                hint="write NAME=SHAPE[:DTYPE], e.g. input_ids=128:int64",
+            )
+        if not raw:
+            raise InputSpecError(f"malformed --input {text!r}: no shape after '='",
+                                 hint=f"write {name}=SHAPE[:DTYPE], e.g. {name}=128:int64")
     shape_text, sep, dtype_text = raw.partition(":")
     dtype = parse_dtype(dtype_text) if sep else "float32"
     parts = shape_text.lower().replace("×", "x").split("x")
@@ -74,7 +94,7 @@ def parse_input_spec(text: str) -> InputSpec:
                 f"malformed --input {text!r}: dimensions must be positive, got {value}"
             )
         dims.append(value)
-    return InputSpec(tuple(dims), dtype)
+    return InputSpec(tuple(dims), dtype, name)
 
 
 #: torch indexes elements and bytes with signed 64-bit integers.
@@ -111,7 +131,24 @@ def with_dtype(specs: list[InputSpec], dtype: str | None) -> list[InputSpec]:
     """Apply a global --dtype to the floating inputs that did not name their own dtype."""
     if dtype is None:
         return specs
-    return [InputSpec(s.shape, dtype) if s.dtype in FLOAT_DTYPES else s for s in specs]
+    return [replace(s, dtype=dtype) if s.dtype in FLOAT_DTYPES else s for s in specs]
+
+
+def check_names(specs: list[InputSpec]) -> None:
+    """Refuse a keyword given twice."""
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.name is not None:
+            if spec.name in seen:
+                raise InputSpecError(f"--input {spec.name}= is given twice")
+            seen.add(spec.name)
+
+
+def bind(specs: list[InputSpec], tensors: list[Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The call arguments: unnamed inputs positional in order, named ones as keywords."""
+    positional = tuple(t for s, t in zip(specs, tensors, strict=True) if s.name is None)
+    named = {s.name: t for s, t in zip(specs, tensors, strict=True) if s.name is not None}
+    return positional, named
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -123,8 +160,12 @@ def torch_dtype(name: str) -> torch.dtype:
 
 
 def make_tensor(spec: InputSpec, batch: int, device: str | torch.device) -> torch.Tensor:
-    """An example tensor: random normal floats, zeros for integers (valid token ids)."""
-    return example_tensor((batch, *spec.shape), torch_dtype(spec.dtype), device)
+    """An example tensor: random normal floats, zeros for integers (valid token ids), ones
+    for an integer input named ``*mask`` (``attention_mask``: attend to every token)."""
+    tensor = example_tensor((batch, *spec.shape), torch_dtype(spec.dtype), device)
+    if spec.name is not None and spec.name.endswith("mask") and not tensor.is_floating_point():
+        return tensor if tensor.is_meta else tensor.fill_(1)
+    return tensor
 
 
 def example_tensor(shape: tuple[int, ...] | torch.Size, dtype: torch.dtype,

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from cnnprof.guard import UserCodeExit, seeded_rng, user_code
-from cnnprof.inputs import InputSpec, make_tensors
+from cnnprof.inputs import InputSpec, bind, make_tensors
 from cnnprof.trace.engine import meta_stand_ins, preserved_state
 from cnnprof.trace.structure import shapes_and_dtypes
 
@@ -96,7 +96,9 @@ class Prober:
         self.runs += 1
         specs = tuple(specs)
         try:
-            args, kwargs = self.arguments(make_tensors(list(specs), self.batch, "meta"))
+            positional, named = bind(list(specs), make_tensors(list(specs), self.batch, "meta"))
+            args, kwargs = self.arguments(list(positional))
+            kwargs = {**kwargs, **named}
             with user_code("the model's forward"):
                 if self._stand_ins is None:
                     out = self.model(*args, **kwargs)
@@ -125,7 +127,7 @@ def with_size(spec: InputSpec, size: int) -> InputSpec:
     shape = list(spec.shape)
     for dim in varied_dims(spec):
         shape[dim] = size
-    return InputSpec(tuple(shape), spec.dtype)
+    return replace(spec, shape=tuple(shape))
 
 
 def size_of(spec: InputSpec) -> int:
@@ -273,9 +275,9 @@ def _bases(model: torch.nn.Module, spec: InputSpec, error: str) -> list[tuple[st
     channels = _first_module_with(model, "in_channels")
     features = _first_module_with(model, "in_features")
     if len(shape) >= 2 and channels is not None and shape[0] != channels:
-        bases.append(("channels", InputSpec((channels, *shape[1:]), spec.dtype)))
+        bases.append(("channels", replace(spec, shape=(channels, *shape[1:]))))
     elif len(shape) == 1 and channels is None and features is not None and shape[0] != features:
-        bases.append(("features", InputSpec((features,), spec.dtype)))
+        bases.append(("features", replace(spec, shape=(features,))))
     text = error.lower()
     if any(word in text for word in _DTYPE_WORDS):
         floating = spec.dtype.startswith(("float", "bfloat"))
@@ -284,7 +286,7 @@ def _bases(model: torch.nn.Module, spec: InputSpec, error: str) -> list[tuple[st
         own = next((str(p.dtype).removeprefix("torch.") for p in model.parameters()
                     if p.is_floating_point()), "float32")
         other = own if floating and spec.dtype != own else ("int64" if floating else own)
-        bases.extend((f"{kind}+dtype" if kind != "size" else "dtype", InputSpec(s.shape, other))
+        bases.extend((f"{kind}+dtype" if kind != "size" else "dtype", replace(s, dtype=other))
                      for kind, s in list(bases))
     return bases
 
@@ -296,9 +298,9 @@ def _candidates(model: torch.nn.Module, spec: InputSpec,
         yield kind, base
     size = size_of(spec)
     if len(spec.shape) >= 2:  # one spatial dimension more or fewer (3x224 → 3x224x224)
-        yield "rank", InputSpec((*spec.shape, spec.shape[-1]), spec.dtype)
+        yield "rank", replace(spec, shape=(*spec.shape, spec.shape[-1]))
         if len(spec.shape) >= 3:
-            yield "rank", InputSpec(spec.shape[:-1], spec.dtype)
+            yield "rank", replace(spec, shape=spec.shape[:-1])
     for distance in range(1, 17):
         for kind, base in bases:
             for candidate in (size - distance, size + distance):

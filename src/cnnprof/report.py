@@ -64,13 +64,20 @@ class Cost:
 class TensorInfo:
     shape: tuple[int, ...]
     dtype: str
+    #: the keyword the input was passed as (``input_ids``); None for a positional input
+    name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"shape": list(self.shape), "dtype": self.dtype}
+        out: dict[str, Any] = {"shape": list(self.shape), "dtype": self.dtype}
+        if self.name is not None:
+            out["name"] = self.name
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TensorInfo:
-        return cls(tuple(int(d) for d in data["shape"]), str(data["dtype"]))
+        name = data.get("name")
+        return cls(tuple(int(d) for d in data["shape"]), str(data["dtype"]),
+                   str(name) if name is not None else None)
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,9 @@ class LayerRecord:
     #: Bytes this layer's forward keeps for backward in a training step (``--train-memory``),
     #: inclusive of children; None unless asked for.
     saved_bytes: int | None = None
+    #: the row that owns the same parameter tensors (a tied LM head and embedding: GPT-2's
+    #: ``lm_head`` says ``transformer.wte`` and vice versa); totals count them once
+    shared_params_with: str | None = None
 
     @property
     def is_ops(self) -> bool:
@@ -186,6 +196,8 @@ class LayerRecord:
                 out[key] = value.to_dict() if hasattr(value, "to_dict") else value
         if self.saved_bytes is not None:
             out["saved_bytes"] = self.saved_bytes
+        if self.shared_params_with is not None:
+            out["shared_params_with"] = self.shared_params_with
         return out
 
     @classmethod
@@ -220,6 +232,8 @@ class LayerRecord:
             attributes=dict(data.get("attributes", {})),
             kind=str(data.get("kind", "module")),
             saved_bytes=int(data["saved_bytes"]) if "saved_bytes" in data else None,
+            shared_params_with=(str(data["shared_params_with"])
+                                if data.get("shared_params_with") is not None else None),
         )
 
 
@@ -261,6 +275,52 @@ class Totals:
 
 
 @dataclass(frozen=True)
+class Generation:
+    """One decoding step of a causal LM (``--decode N``): the step's per-layer cost is the
+    report's layers; this says what the step read besides them.
+
+    ``kv_cache_bytes`` = 2 (keys and values) × layers × batch × context × kv_heads ×
+    head_dim × element size: the cache before the step. One step must read every weight and
+    the whole cache, ``step_read_bytes`` = ``weight_bytes`` + ``kv_cache_bytes``, which bounds
+    the tokens per second of a memory-bound device: bandwidth / step_read_bytes.
+    """
+
+    context: int
+    batch: int
+    layers: int
+    kv_heads: int
+    head_dim: int
+    dtype: str
+    kv_cache_bytes: int
+    weight_bytes: int
+    new_tokens: int = 1
+
+    @property
+    def step_read_bytes(self) -> int:
+        return self.weight_bytes + self.kv_cache_bytes
+
+    def tokens_per_s_bound(self, bytes_per_s: float) -> float:
+        """Steps per second a device reading ``bytes_per_s`` can at most run (each step
+        yields ``batch`` tokens, one per sequence)."""
+        return bytes_per_s / self.step_read_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"context": self.context, "batch": self.batch, "new_tokens": self.new_tokens,
+                "layers": self.layers, "kv_heads": self.kv_heads, "head_dim": self.head_dim,
+                "dtype": self.dtype, "kv_cache_bytes": self.kv_cache_bytes,
+                "weight_bytes": self.weight_bytes, "step_read_bytes": self.step_read_bytes}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Generation:
+        return cls(context=int(data["context"]), batch=int(data["batch"]),
+                   layers=int(data["layers"]), kv_heads=int(data["kv_heads"]),
+                   head_dim=int(data["head_dim"]), dtype=str(data["dtype"]),
+                   kv_cache_bytes=int(data["kv_cache_bytes"]),
+                   weight_bytes=int(data["weight_bytes"]),
+                   new_tokens=int(data.get("new_tokens", 1)))
+
+
+@dataclass(frozen=True)
 class Report:
     model: ModelInfo
     inputs: tuple[TensorInfo, ...]
@@ -279,6 +339,8 @@ class Report:
     schema: str = SCHEMA
     #: Peak memory of one training step (``--train-memory``).
     training_memory: TrainingMemory | None = None
+    #: One decoding step's context and KV cache (``--decode N``).
+    generation: Generation | None = None
 
     # -- navigation -------------------------------------------------------------------
     def layer(self, name: str) -> LayerRecord:
@@ -316,6 +378,8 @@ class Report:
             out["error"] = self.error
         if self.training_memory is not None:
             out["training_memory"] = self.training_memory.to_dict()
+        if self.generation is not None:
+            out["generation"] = self.generation.to_dict()
         out["meta"] = dict(self.meta)
         return out
 
@@ -342,6 +406,8 @@ class Report:
             schema=schema,
             training_memory=(TrainingMemory.from_dict(data["training_memory"])
                              if data.get("training_memory") is not None else None),
+            generation=(Generation.from_dict(data["generation"])
+                        if data.get("generation") is not None else None),
         )
 
     @classmethod

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from cnnprof.errors import ModelFailedError, UsageError, first_line
-from cnnprof.inputs import InputSpec, torch_dtype
+from cnnprof.inputs import InputSpec, bind, torch_dtype
 from cnnprof.report import Report
 from cnnprof.zoo import ZooEntry
 
@@ -67,11 +67,16 @@ def with_training_memory(
     call: Callable[[list[torch.Tensor]], Any]
     if entry is not None:
         def call(tensors: list[torch.Tensor]) -> Any:
-            args, kwargs = entry.arguments(tensors)
-            return model(*args, **kwargs)
-    else:
+            positional, named = bind(specs, tensors)
+            args, kwargs = entry.arguments(list(positional))
+            return model(*args, **{**kwargs, **named})
+    elif given is not None:
         def call(tensors: list[torch.Tensor]) -> Any:
             return model(*tensors)
+    else:
+        def call(tensors: list[torch.Tensor]) -> Any:
+            positional, named = bind(specs, tensors)  # NAME=SPEC inputs go by keyword
+            return model(*positional, **named)
 
     if given is not None and fit_bytes is not None and len({t.shape[0] for t in given}) > 1:
         raise UsageError("--fit varies the batch (the first dimension) of every input: "

@@ -61,7 +61,7 @@ def run(model: str, inputs: list[str], batch: int, kwargs: dict[str, Any],
     from cnnprof.api import profile
     from cnnprof.compat.peers import compare, run_peers
     from cnnprof.compat.torchstat import annotate_torchstat
-    from cnnprof.inputs import InputSpec, make_tensors
+    from cnnprof.inputs import InputSpec, bind, make_tensors
     from cnnprof.zoo import resolve
 
     with contextlib.redirect_stdout(io.StringIO()):
@@ -69,8 +69,10 @@ def run(model: str, inputs: list[str], batch: int, kwargs: dict[str, Any],
         report = annotate_torchstat(report, measure=False)
         entry = resolve(model, kwargs)
         built, _notes = entry.build("cpu")
-        specs = [InputSpec(i.shape[1:], i.dtype) for i in report.inputs]
-        args, call_kwargs = entry.arguments(make_tensors(specs, batch, "cpu"))
+        specs = [InputSpec(i.shape[1:], i.dtype, i.name) for i in report.inputs]
+        positional, named = bind(specs, make_tensors(specs, batch, "cpu"))
+        args, call_kwargs = entry.arguments(list(positional))
+        call_kwargs = {**call_kwargs, **named}  # keyword inputs: refused below
     if call_kwargs:
         from cnnprof.errors import UsageError
 

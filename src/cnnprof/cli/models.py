@@ -13,8 +13,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List the models the zoo can build, with their default inputs.
 
-        Also accepted as MODEL: timm:NAME (timm models), path/to/file.py:Class and
-        package.module:factory (your own models, with --arg key=value).
+        Also accepted as MODEL: timm:NAME (timm models), hf:MODEL_TYPE, hf:DIR, hf:ORG/NAME
+        (Hugging Face configs, offline; --filter hf lists examples), path/to/file.py:Class
+        and package.module:factory (your own models, with --arg key=value).
         """
         import json
 
@@ -31,4 +32,5 @@ def register(app: typer.Typer) -> None:
         for r in rows:
             table.add_row(r.name, r.source, r.task, r.default_input, r.description)
         make_console().print(table)
-        typer.echo(f"{len(rows)} models; also timm:NAME, file.py:Class, package.module:factory")
+        typer.echo(f"{len(rows)} models; also timm:NAME, hf:MODEL_TYPE|DIR|ORG/NAME "
+                   "(--filter hf), file.py:Class, package.module:factory")

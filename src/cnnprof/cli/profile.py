@@ -17,12 +17,14 @@ def register(app: typer.Typer) -> None:
     def profile_cmd(
         model: str = typer.Argument(
             ..., metavar="MODEL",
-            help="alexnet | timm:NAME | path/to/file.py:ClassOrFactory | package.module:factory "
+            help="alexnet | timm:NAME | hf:MODEL_TYPE, hf:DIR or hf:ORG/NAME (a Hugging Face "
+                 "config, offline) | path/to/file.py:ClassOrFactory | package.module:factory "
                  "(list: cnnprof models)"),
         input_: list[str] = typer.Option(
             None, "--input", "-i", metavar="SPEC",
-            help="Per-sample input shape, e.g. 3x224x224; SPEC:DTYPE for one input (16:int64). "
-                 "Repeat for several inputs. Default: the zoo entry's input."),
+            help="Per-sample input shape, e.g. 3x224x224; SPEC:DTYPE for one input (16:int64); "
+                 "NAME=SPEC passes it as a keyword (input_ids=128:int64). Repeat for several "
+                 "inputs. Default: the zoo entry's input."),
         batch: str = typer.Option("1", "--batch", "-b", help="Batch size prepended to every "
                                   "input; with --time a list (1,8,32) adds a sweep."),
         dtype: str = typer.Option(None, "--dtype", help="Floating dtype of model and inputs: "
@@ -52,6 +54,9 @@ def register(app: typer.Typer) -> None:
         weights: Path = typer.Option(None, "--weights", metavar="FILE", help="State dict to "
                                      "load (torch.save(model.state_dict())); checked against "
                                      "the model, loaded on cpu/cuda. Plain tensors only."),
+        decode: int = typer.Option(None, "--decode", min=0, metavar="N", help="Count ONE "
+                                   "decoding step of a causal LM whose KV cache holds N tokens "
+                                   "(hf: models; docs/huggingface.md)."),
         # --- timing (--time; see docs/timing.md and cnnprof.timing.cli) ----------------------
         time_: bool = typer.Option(False, "--time", help="Also time every layer on --device "
                                    "(cpu or cuda; auto: the GPU if there is one, else the "
@@ -118,6 +123,11 @@ def register(app: typer.Typer) -> None:
             from cnnprof.training import check_options
 
             check_options(optimizer, amp, fit)  # refused before the (slow) profile
+        if decode is not None and time_:
+            from cnnprof.errors import UsageError
+
+            raise UsageError("--decode counts one step; timing it (--time) is not supported",
+                             hint="time the prefill instead: --input input_ids=N:int64 --time")
         kwargs = parse_args(arg or [])
         name = format_for(fmt, output)
         options = RenderOptions(depth=depth, columns=columns, width=width)
@@ -140,7 +150,7 @@ def register(app: typer.Typer) -> None:
                                  # timing: count on meta, time on the real device
                                  device="meta" if timing_device else device,
                                  mode=mode, model_args=kwargs, command=command,
-                                 weights=weights, backward=backward,
+                                 weights=weights, backward=backward, decode=decode,
                                  train_memory=train_memory, optimizer=optimizer, amp=amp,
                                  fit=fit)
                 if timing_device:  # --- timing: a second pass on the real device fills the times

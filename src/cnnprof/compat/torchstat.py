@@ -70,27 +70,28 @@ def _measure_for(report: Report, model: torch.nn.Module | None,
     on the zoo model rebuilt on the CPU. Returns ({}, why) when it cannot be measured."""
     import torch
 
-    from cnnprof.inputs import InputSpec, make_tensors
+    from cnnprof.inputs import InputSpec, bind, make_tensors
 
     if report.totals.param_bytes + report.totals.activation_bytes > _MEASURE_LIMIT_BYTES:
         return {}, "model too large to time on the CPU for a duration share"
-    specs = [InputSpec(i.shape[1:], i.dtype) for i in report.inputs]
+    specs = [InputSpec(i.shape[1:], i.dtype, i.name) for i in report.inputs]
     batch = report.inputs[0].shape[0] if report.inputs and report.inputs[0].shape else 1
     try:
         if model is not None:
             device = next((p.device for p in model.parameters()), torch.device("cpu"))
             if device.type == "meta":
                 return {}, "the model is on the meta device (no values to time)"
-            tensors = make_tensors(specs, batch, device)
-            return measure_leaf_durations(model, tuple(tensors))
+            positional, named = bind(specs, make_tensors(specs, batch, device))
+            return measure_leaf_durations(model, positional, named)
         if report.model.source == "instance":
             return {}, "no model to time"
         from cnnprof.zoo import resolve
 
         entry = resolve(report.model.spec, model_args)
         built, _notes = entry.build("cpu")
-        args, kwargs = entry.arguments(make_tensors(specs, batch, "cpu"))
-        return measure_leaf_durations(built, args, kwargs)
+        positional, named = bind(specs, make_tensors(specs, batch, "cpu"))
+        args, kwargs = entry.arguments(list(positional))
+        return measure_leaf_durations(built, args, {**kwargs, **named})
     except Exception as exc:  # timing is a courtesy column: never fail the report for it
         line = first_line(exc)
         return {}, f"timing failed: {line}"

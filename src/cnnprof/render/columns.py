@@ -40,13 +40,22 @@ def _backward(field: str, header: str) -> Column:
     )
 
 
+#: after a Params cell whose tensors another row holds too (footnote: table.footnotes)
+SHARED_MARK = "↔"
+
+
+def _params_cell(r: LayerRecord) -> str:
+    text = units.count(r.params) if r.params else "—"
+    return f"{text} {SHARED_MARK}" if r.shared_params_with is not None else text
+
+
 COLUMNS: dict[str, Column] = {
     "type": Column("type", "Type", lambda r: r.type, justify="left"),
     "input_shape": Column("input_shape", "Input shape", lambda r: units.shapes(r.input_shapes),
                           justify="left"),
     "output_shape": Column("output_shape", "Output shape",
                            lambda r: units.shapes(r.output_shapes), justify="left"),
-    "params": _cost("params", units.count, "Params"),
+    "params": Column("params", "Params", _params_cell, lambda rep: units.count(rep.totals.params)),
     "calls": Column("calls", "Calls", lambda r: str(r.calls)),
     "macs": _cost("macs", units.count, "MACs"),
     "flops": _cost("flops", units.count, "FLOPs"),

@@ -8,7 +8,13 @@ from rich.table import Table
 from rich.text import Text
 
 from cnnprof.render import units
-from cnnprof.render.columns import Column, default_preset, resolve_columns, timing_lines
+from cnnprof.render.columns import (
+    SHARED_MARK,
+    Column,
+    default_preset,
+    resolve_columns,
+    timing_lines,
+)
 from cnnprof.report import LayerRecord, Report
 
 
@@ -32,8 +38,8 @@ def is_folded(layer: LayerRecord, depth: int | None) -> bool:
 
 def caption(report: Report) -> str:
     """The line under every rendering's title: inputs, counting device, mode."""
-    inputs = ", ".join(units.shape(i.shape) + ("" if i.dtype == "float32" else f":{i.dtype}")
-                       for i in report.inputs)
+    inputs = ", ".join((f"{i.name}=" if i.name else "") + units.shape(i.shape)
+                       + ("" if i.dtype == "float32" else f":{i.dtype}") for i in report.inputs)
     return f"input {inputs} · counted on {report.device} · {report.mode}"
 
 
@@ -73,9 +79,41 @@ def footnotes(report: Report) -> list[str]:
         f"frozen {t.frozen_params:,}) · {units.nbytes(t.param_bytes)} · "
         f"MACs {units.count(t.macs)} · FLOPs {units.count(t.flops)}"
     )
+    out.extend(shared_lines(report))
+    out.extend(generation_lines(report))
     out.extend(f"Note: {note}" for note in report.notes)
     out.extend(timing_lines(report))
     return out
+
+
+def shared_lines(report: Report) -> list[str]:
+    """Which rows hold the same parameter tensors (each pair once)."""
+    pairs: list[str] = []
+    seen: set[frozenset[str]] = set()
+    for r in report.layers:
+        if r.shared_params_with is not None:
+            key = frozenset((r.name, r.shared_params_with))
+            if key not in seen:
+                seen.add(key)
+                pairs.append(f"{r.name} {SHARED_MARK} {r.shared_params_with}")
+    if not pairs:
+        return []
+    return [f"{SHARED_MARK} shared parameters (one tensor, counted once in the totals): "
+            + ", ".join(pairs)]
+
+
+def generation_lines(report: Report) -> list[str]:
+    """--decode: what one generated token reads besides the rows' costs."""
+    g = report.generation
+    if g is None:
+        return []
+    return [
+        f"Decode step: 1 new token per sequence × batch {g.batch}, KV cache of {g.context:,} "
+        f"tokens ({g.layers} layers × {g.kv_heads} KV heads × {g.head_dim} head dim, "
+        f"{g.dtype}) = {units.nbytes(g.kv_cache_bytes)}; one step reads "
+        f"{units.nbytes(g.weight_bytes)} of weights + {units.nbytes(g.kv_cache_bytes)} of "
+        f"cache = {units.nbytes(g.step_read_bytes)}"
+    ]
 
 
 def render(

@@ -21,7 +21,14 @@ import torch
 
 from cnnprof.device import Device, for_timing
 from cnnprof.errors import ModelFailedError, UsageError, first_line
-from cnnprof.inputs import FLOAT_DTYPES, InputSpec, make_tensors, parse_dtype, torch_dtype
+from cnnprof.inputs import (
+    FLOAT_DTYPES,
+    InputSpec,
+    bind,
+    make_tensors,
+    parse_dtype,
+    torch_dtype,
+)
 from cnnprof.measurements import LayerMemory, LayerTime, Roofline, SweepRow, TimingSummary
 from cnnprof.report import LayerRecord, Report
 from cnnprof.timing import roofline
@@ -277,8 +284,8 @@ def _prepare(report: Report, model: torch.nn.Module | str, device: Device, dtype
             if p.is_floating_point():
                 p.requires_grad_(True)
 
-    specs = [InputSpec(tuple(i.shape[1:]), dtype if i.dtype in FLOAT_DTYPES else i.dtype)
-             for i in report.inputs]
+    specs = [InputSpec(tuple(i.shape[1:]), dtype if i.dtype in FLOAT_DTYPES else i.dtype,
+                       i.name) for i in report.inputs]
 
     def tensors(batch: int) -> list[torch.Tensor]:
         if given is not None:
@@ -291,10 +298,12 @@ def _prepare(report: Report, model: torch.nn.Module | str, device: Device, dtype
         if channels_last:
             made = [t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
                     for t in made]
+        positional, named = bind(specs, made)  # keyword inputs (input_ids=...) by name
         if entry is not None:
-            args, kwargs = entry.arguments(made)
+            args, kwargs = entry.arguments(list(positional))
+            kwargs = {**kwargs, **named}
         else:
-            args, kwargs = tuple(made), {}
+            args, kwargs = positional, named
         if not train:
             return lambda: module(*args, **kwargs)
 

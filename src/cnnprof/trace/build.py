@@ -161,6 +161,26 @@ class _ParamStats:
             self.inclusive[id(node)] = (numel, trainable, buffer_elems, nbytes)
 
 
+def shared_rows(nodes: list[Node]) -> dict[int, str]:
+    """Modules whose own parameters another row owns too (a tied LM head and embedding),
+    keyed by node id: the name of the first other row, in execution order, holding one of
+    them. Only ``_parameters`` are compared (quantized packed weights are fresh tensors on
+    every access, so their identities mean nothing)."""
+    holders: dict[int, list[Node]] = {}
+    for node in nodes:
+        for p in node.module._parameters.values():
+            if p is not None:
+                rows = holders.setdefault(id(p), [])
+                if node not in rows:
+                    rows.append(node)
+    out: dict[int, str] = {}
+    for rows in holders.values():
+        for node in rows if len(rows) > 1 else ():
+            if id(node) not in out:
+                out[id(node)] = next(other.name for other in rows if other is not node)
+    return out
+
+
 def _stats(params: list[torch.Tensor], buffers: list[torch.Tensor]) -> tuple[int, int, int, int]:
     numel = trainable = nbytes = 0
     for p in params:  # one pass: this runs for every layer
@@ -228,6 +248,7 @@ def freeze(root: Node) -> tuple[list[LayerRecord], Cost, dict[str, int]]:
     items = ordered_nodes(root)
     nodes = [item for item in items if isinstance(item, Node)]
     stats = _ParamStats(nodes)
+    shared = shared_rows(nodes)
     inclusive: dict[int, Cost] = {}
     backward: dict[int, Cost] = {}
     unsupported_total: Counter[str] = Counter()
@@ -284,6 +305,7 @@ def freeze(root: Node) -> tuple[list[LayerRecord], Cost, dict[str, int]]:
                 unsupported_ops=dict(node.unsupported),
                 backward=backward.get(id(node)),
                 attributes=module_attributes(node.module),
+                shared_params_with=shared.get(id(node)),
             )
         )
     return records, inclusive[id(root)], dict(unsupported_total)

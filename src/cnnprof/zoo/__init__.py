@@ -1,5 +1,6 @@
-"""Resolve a model spec to a zoo entry: torchvision names, ``timm:NAME``, the classic seed
-architectures, a user's ``file.py:Class`` or ``package.module:factory``."""
+"""Resolve a model spec to a zoo entry: torchvision names, ``timm:NAME``, ``hf:...`` (a
+Hugging Face config, offline), the classic seed architectures, a user's ``file.py:Class`` or
+``package.module:factory``."""
 
 from __future__ import annotations
 
@@ -59,6 +60,10 @@ def resolve(spec: str, kwargs: dict[str, Any] | None = None) -> ZooEntry:
     _refuse_downloads(kwargs)
     if spec.startswith("timm:"):
         return _timm_entry(spec[5:], kwargs)
+    if spec.startswith("hf:"):
+        from cnnprof.zoo import hf
+
+        return hf.entry(spec[3:].strip(), kwargs)
     if spec in classic.ENTRIES:
         return classic.entry(spec, kwargs)
     if spec in torchvision_zoo.names():
@@ -99,6 +104,8 @@ def list_models(filter_text: str | None = None) -> list[ListedModel]:
     for name in torchvision_zoo.names():
         e = torchvision_zoo.entry(name)
         rows.append(ListedModel(name, "torchvision", e.task, _fmt_inputs(e), e.description))
+    if filter_text and _asks_for_hf(filter_text):
+        rows.extend(_hf_rows())
     if filter_text:
         needle = filter_text.lower()
         rows = [r for r in rows if needle in r.name.lower() or needle in r.task.lower()
@@ -108,3 +115,20 @@ def list_models(filter_text: str | None = None) -> list[ListedModel]:
 
 def _fmt_inputs(entry: ZooEntry) -> str:
     return ", ".join(str(s) for s in entry.default_inputs)
+
+
+def _asks_for_hf(text: str) -> bool:
+    """``--filter hf`` (or huggingface): list the hf: examples, which import transformers."""
+    needle = text.lower().strip()
+    return bool(needle) and (needle in "huggingface" or needle.startswith("hf"))
+
+
+def _hf_rows() -> list[ListedModel]:
+    from cnnprof.zoo import hf
+
+    try:
+        entries = [hf.entry(name, {}) for name in hf.EXAMPLES]
+    except UsageError:  # transformers is not installed
+        return []
+    return [ListedModel(e.name, e.source, e.task, _fmt_inputs(e), e.description)
+            for e in entries]

@@ -29,6 +29,9 @@ class ZooEntry:
     meta_ok: bool = True
     task: str = "classification"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: False: a model that fails to build on meta is an error, never built on the CPU
+    #: instead (a Hugging Face config may describe 70B parameters)
+    cpu_fallback: bool = True
 
     def build(self, device: str = "meta") -> tuple[torch.nn.Module, list[str]]:
         """Construct the model on ``device``; returns it with notes on how it was built
@@ -51,7 +54,8 @@ class ZooEntry:
             try:
                 return self._construct("meta"), []
             except Exception:
-                pass
+                if not self.cpu_fallback:
+                    raise
             try:
                 # e.g. RegNet: its constructor calls .tolist() on arithmetic tensors
                 with parameters_on_meta():

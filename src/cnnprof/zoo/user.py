@@ -27,7 +27,7 @@ from cnnprof.zoo.base import ZooEntry
 
 def is_user_spec(spec: str) -> bool:
     path_part = spec.rsplit(":", 1)[0] if ":" in spec else spec
-    return (":" in spec and not spec.startswith("timm:")) or path_part.endswith(".py")
+    return (":" in spec and not spec.startswith(("timm:", "hf:"))) or path_part.endswith(".py")
 
 
 def parse_args(pairs: list[str]) -> dict[str, Any]:
@@ -36,7 +36,8 @@ def parse_args(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         key = key.strip()
-        if not sep or not key.isidentifier():
+        # dotted keys reach nested configs (hf: text_config.num_hidden_layers=2)
+        if not sep or not all(part.isidentifier() for part in key.split(".")):
             raise UsageError(f"bad --arg {pair!r}", hint="write key=value, e.g. num_classes=10")
         try:
             out[key] = ast.literal_eval(raw.strip())
