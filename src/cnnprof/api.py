@@ -151,6 +151,10 @@ def profile(
     warmup: int | None = None,
     repeats: int | None = None,
     decode: int | None = None,
+    train_memory: bool = False,
+    optimizer: str = "adamw",
+    amp: str | None = None,
+    fit: str | int | None = None,
 ) -> Report:
     """Profile ``model`` (an ``nn.Module`` or a zoo spec such as ``"alexnet"``).
 
@@ -165,6 +169,11 @@ def profile(
     model on meta and loaded on a real device.
     ``backward``: also count a backward pass (gradients of parameters and activations), per
     layer into ``LayerRecord.backward`` and in total into ``Totals.backward``.
+    ``train_memory``: also simulate one steady-state training step (forward, ``output.sum()``,
+    backward, ``optimizer`` step, ``zero_grad``; under autocast with ``amp="bf16"|"fp16"``)
+    into ``Report.training_memory`` and ``LayerRecord.saved_bytes``; ``fit`` (``"24GB"``, or
+    bytes) adds the largest batch whose peak fits (docs/memory.md). ``fit`` implies
+    ``train_memory``.
     ``inputs`` may name keyword inputs: ``{"input_ids": "128:int64"}``, a dict of tensors,
     or ``"input_ids=128:int64"`` strings; the model is called ``model(*positional, **named)``.
     ``decode=N``: count one decoding step of a causal LM (a transformers model, or an
@@ -185,7 +194,8 @@ def profile(
         return _profile_timed(model, inputs, batch=batch, dtype=dtype, device=device,
                               mode=mode, model_args=model_args, registry=registry,
                               command=command, weights=weights, backward=backward,
-                              warmup=warmup, repeats=repeats)
+                              warmup=warmup, repeats=repeats, train_memory=train_memory,
+                              optimizer=optimizer, amp=amp, fit=fit)
     if warmup is not None or repeats is not None:
         raise UsageError("warmup and repeats only apply with time=True")
     if mode not in ("eval", "train"):
@@ -194,6 +204,10 @@ def profile(
         raise InputSpecError(f"--batch must be a positive integer, got {batch}")
     counting = for_counting(device)
     float_dtype = parse_dtype(dtype) if dtype else None
+    if train_memory or fit is not None:
+        from cnnprof.training import check_options
+
+        optimizer, amp, fit_bytes = check_options(optimizer, amp, fit)
     entry: ZooEntry | None = None
     if decode is not None:
         if isinstance(decode, bool) or not isinstance(decode, int) or decode < 0:
@@ -305,6 +319,11 @@ def profile(
                                   batch, mode, info.spec if entry is not None else None)
         report = report.with_updates(error=error)
         raise ModelFailedError(error["message"], hint=error.get("hint"), report=report)
+    if train_memory or fit is not None:
+        from cnnprof.training import with_training_memory
+
+        report = with_training_memory(report, instance, entry, specs, given, batch, float_dtype,
+                                      optimizer=optimizer, amp=amp, fit_bytes=fit_bytes)
     return report
 
 

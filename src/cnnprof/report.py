@@ -155,6 +155,9 @@ class LayerRecord:
     attributes: dict[str, Any] = field(default_factory=dict)
     #: "module", or "ops" for a stretch of a parent's own ops
     kind: str = "module"
+    #: Bytes this layer's forward keeps for backward in a training step (``--train-memory``),
+    #: inclusive of children; None unless asked for.
+    saved_bytes: int | None = None
     #: the row that owns the same parameter tensors (a tied LM head and embedding: GPT-2's
     #: ``lm_head`` says ``transformer.wte`` and vice versa); totals count them once
     shared_params_with: str | None = None
@@ -198,6 +201,8 @@ class LayerRecord:
             value = getattr(self, key)
             if value is not None:
                 out[key] = value.to_dict() if hasattr(value, "to_dict") else value
+        if self.saved_bytes is not None:
+            out["saved_bytes"] = self.saved_bytes
         if self.shared_params_with is not None:
             out["shared_params_with"] = self.shared_params_with
         return out
@@ -237,6 +242,7 @@ class LayerRecord:
             torchstat=data.get("torchstat"),
             attributes=dict(data.get("attributes", {})),
             kind=str(data.get("kind", "module")),
+            saved_bytes=int(data["saved_bytes"]) if "saved_bytes" in data else None,
             shared_params_with=(str(data["shared_params_with"])
                                 if data.get("shared_params_with") is not None else None),
         )
@@ -342,6 +348,8 @@ class Report:
     #: Provenance: cnnprof and torch versions, command line.
     meta: dict[str, Any] = field(default_factory=dict)
     schema: str = SCHEMA
+    #: Peak memory of one training step (``--train-memory``).
+    training_memory: TrainingMemory | None = None
     #: One decoding step's context and KV cache (``--decode N``).
     generation: Generation | None = None
 
@@ -379,6 +387,8 @@ class Report:
             out["timing"] = self.timing.to_dict()
         if self.error is not None:
             out["error"] = self.error
+        if self.training_memory is not None:
+            out["training_memory"] = self.training_memory.to_dict()
         if self.generation is not None:
             out["generation"] = self.generation.to_dict()
         out["meta"] = dict(self.meta)
@@ -405,6 +415,8 @@ class Report:
             error=data.get("error"),
             meta=dict(data.get("meta", {})),
             schema=schema,
+            training_memory=(TrainingMemory.from_dict(data["training_memory"])
+                             if data.get("training_memory") is not None else None),
             generation=(Generation.from_dict(data["generation"])
                         if data.get("generation") is not None else None),
         )
@@ -449,3 +461,109 @@ class Report:
         from cnnprof.render.dataframe import to_dataframe
 
         return to_dataframe(self)
+
+#: The parts of live memory in a training step, in report order.
+MEMORY_PARTS: tuple[str, ...] = (
+    "parameters", "buffers", "gradients", "optimizer_state", "input", "saved_activations",
+    "temporaries",
+)
+
+
+@dataclass(frozen=True)
+class TrainingMemory:
+    """Live tensor bytes during one steady-state training step (docs/memory.md).
+
+    ``peak_parts`` splits ``peak_bytes`` into ``MEMORY_PARTS``; ``peak_at`` says when it
+    happens (``"forward features.3"``, ``"backward layer4.0.conv1"``, ``"optimizer step"``).
+    ``timeline_bytes`` is live memory over the step, sampled after ops (at most a few hundred
+    points, each the largest value of its stretch); ``phases`` maps a phase to the index of
+    its first point. ``max_batch`` (``--fit``): the largest batch whose peak fits
+    ``fit_bytes``, and ``max_batch_peak_bytes`` its peak (0 and None when none fits).
+    """
+
+    optimizer: str
+    amp: str | None
+    batch: int
+    peak_bytes: int
+    peak_at: str
+    peak_parts: dict[str, int]
+    param_bytes: int
+    buffer_bytes: int
+    gradient_bytes: int
+    optimizer_state_bytes: int
+    input_bytes: int
+    saved_bytes: int
+    start_bytes: int
+    end_bytes: int
+    loss: str = "output.sum()"
+    timeline_bytes: tuple[int, ...] = ()
+    phases: dict[str, int] = field(default_factory=dict)
+    fit_bytes: int | None = None
+    max_batch: int | None = None
+    max_batch_peak_bytes: int | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def model_state_bytes(self) -> int:
+        """Parameters, gradients and optimizer state: what a training step keeps whatever
+        the batch."""
+        return self.param_bytes + self.gradient_bytes + self.optimizer_state_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "optimizer": self.optimizer,
+            "amp": self.amp,
+            "batch": self.batch,
+            "loss": self.loss,
+            "peak_bytes": self.peak_bytes,
+            "peak_at": self.peak_at,
+            "peak_parts": {k: self.peak_parts.get(k, 0) for k in MEMORY_PARTS},
+            "model_state_bytes": self.model_state_bytes,
+            "param_bytes": self.param_bytes,
+            "buffer_bytes": self.buffer_bytes,
+            "gradient_bytes": self.gradient_bytes,
+            "optimizer_state_bytes": self.optimizer_state_bytes,
+            "input_bytes": self.input_bytes,
+            "saved_bytes": self.saved_bytes,
+            "start_bytes": self.start_bytes,
+            "end_bytes": self.end_bytes,
+            "timeline_bytes": list(self.timeline_bytes),
+            "phases": dict(self.phases),
+        }
+        if self.fit_bytes is not None:
+            out["fit_bytes"] = self.fit_bytes
+            out["max_batch"] = self.max_batch
+            out["max_batch_peak_bytes"] = self.max_batch_peak_bytes
+        out["notes"] = list(self.notes)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingMemory:
+        def optional(key: str) -> int | None:
+            value = data.get(key)
+            return int(value) if value is not None else None
+
+        amp = data.get("amp")
+        return cls(
+            optimizer=str(data["optimizer"]),
+            amp=str(amp) if amp is not None else None,
+            batch=int(data["batch"]),
+            loss=str(data.get("loss", "output.sum()")),
+            peak_bytes=int(data["peak_bytes"]),
+            peak_at=str(data.get("peak_at", "")),
+            peak_parts={str(k): int(v) for k, v in data.get("peak_parts", {}).items()},
+            param_bytes=int(data.get("param_bytes", 0)),
+            buffer_bytes=int(data.get("buffer_bytes", 0)),
+            gradient_bytes=int(data.get("gradient_bytes", 0)),
+            optimizer_state_bytes=int(data.get("optimizer_state_bytes", 0)),
+            input_bytes=int(data.get("input_bytes", 0)),
+            saved_bytes=int(data.get("saved_bytes", 0)),
+            start_bytes=int(data.get("start_bytes", 0)),
+            end_bytes=int(data.get("end_bytes", 0)),
+            timeline_bytes=tuple(int(v) for v in data.get("timeline_bytes", [])),
+            phases={str(k): int(v) for k, v in data.get("phases", {}).items()},
+            fit_bytes=optional("fit_bytes"),
+            max_batch=optional("max_batch"),
+            max_batch_peak_bytes=optional("max_batch_peak_bytes"),
+            notes=tuple(str(n) for n in data.get("notes", [])),
+        )

@@ -77,6 +77,18 @@ def register(app: typer.Typer) -> None:
                                     "forward (no launch gaps; eager figures kept too); "
                                     "implies --time."),
         # --- end timing options --------------------------------------------------------------
+        train_memory: bool = typer.Option(False, "--train-memory", help="Also simulate one "
+                                          "steady-state training step on fake tensors: peak "
+                                          "memory, when it happens, its parts, per-layer "
+                                          "bytes saved for backward (docs/memory.md)."),
+        optimizer: str = typer.Option("adamw", "--optimizer", help="With --train-memory: sgd, "
+                                      "sgd-momentum, adam, adamw (default), adam-amsgrad, "
+                                      "adamax, nadam, radam, rmsprop, adagrad, adadelta."),
+        amp: str = typer.Option(None, "--amp", help="With --train-memory: autocast to bf16 or "
+                                "fp16 (parameters stay in their dtype)."),
+        fit: str = typer.Option(None, "--fit", metavar="SIZE", help="The largest batch whose "
+                                "training step peak fits SIZE (24GB, 80GiB); implies "
+                                "--train-memory."),
     ) -> None:
         """Profile MODEL: per-layer shapes, params, MACs and FLOPs (use it without the word
         'profile': cnnprof alexnet --input 3x224x224)."""
@@ -101,6 +113,16 @@ def register(app: typer.Typer) -> None:
         # --- end timing ---
         if dtype:
             parse_dtype(dtype)
+        train_memory = train_memory or fit is not None
+        if not train_memory and (optimizer != "adamw" or amp is not None):
+            from cnnprof.errors import UsageError
+
+            raise UsageError("--optimizer and --amp apply to --train-memory",
+                             hint="add --train-memory (or --fit SIZE)")
+        if train_memory:
+            from cnnprof.training import check_options
+
+            check_options(optimizer, amp, fit)  # refused before the (slow) profile
         if decode is not None and time_:
             from cnnprof.errors import UsageError
 
@@ -128,7 +150,9 @@ def register(app: typer.Typer) -> None:
                                  # timing: count on meta, time on the real device
                                  device="meta" if timing_device else device,
                                  mode=mode, model_args=kwargs, command=command,
-                                 weights=weights, backward=backward, decode=decode)
+                                 weights=weights, backward=backward, decode=decode,
+                                 train_memory=train_memory, optimizer=optimizer, amp=amp,
+                                 fit=fit)
                 if timing_device:  # --- timing: a second pass on the real device fills the times
                     report = timing_cli.run(report, model, device=timing_device, batches=batches,
                                             warmup=warmup, repeats=repeats, dtype=dtype,
@@ -151,7 +175,8 @@ def register(app: typer.Typer) -> None:
               report, name, output, options)
         if plot is not None:
             from cnnprof.cli.output import replacing
-            from cnnprof.render.plot import check_plot_path, write_plot
+            from cnnprof.render.plot import check_plot_path
+            from cnnprof.render.train_memory import write_plot  # + memory over time
 
             with replacing(plot, "--plot") as temporary:  # its only file I/O: savefig
                 write_plot(report, temporary, depth, check_plot_path(plot))

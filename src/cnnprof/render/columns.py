@@ -86,6 +86,12 @@ COLUMNS: dict[str, Column] = {
     "activation_bytes": _cost("activation_bytes", units.nbytes, "Activations"),
     "read_bytes": _cost("read_bytes", units.nbytes, "Read"),
     "write_bytes": _cost("write_bytes", units.nbytes, "Write"),
+    # --train-memory: what the layer's forward keeps for backward in a training step
+    "saved": Column(
+        "saved", "Saved for bwd",
+        lambda r: units.nbytes(r.saved_bytes) if r.saved_bytes else "—",
+        lambda rep: units.nbytes(rep.training_memory.saved_bytes) if rep.training_memory
+        else ""),
 }
 
 # -- timing columns (``--time``): empty cells ("—") for layers that were not timed ---------
@@ -304,14 +310,21 @@ PRESETS: dict[str, list[str]] = {
     "memory": ["type", "output_shape", "activation_bytes", "mem_delta", "mem_peak"],
     "kernels": ["type", "time", "kernel_time", "kernels"],
     "roofline": ["type", "flops", "time", "tflops", "gbps", "intensity", "bound", "efficiency"],
+    # --train-memory: the table a report with training memory gets when no --columns is given
+    "train": ["type", "output_shape", "params", "flops", "activation_bytes", "saved"],
 }
 
 
 def default_preset(report: Report) -> str:
     """The columns used when ``--columns`` is not given: timing columns once a report has
-    them, the Calls column when a module ran more than once (resnet's shared ``relu``), the
-    backward pass's MACs and FLOPs when it was counted (``--backward``)."""
-    keys = ["timed" if report.timing else "default"]
+    them (the training-memory preset when it has that), the Calls column when a module ran
+    more than once (resnet's shared ``relu``), the backward pass's MACs and FLOPs when it was
+    counted (``--backward``)."""
+    if report.timing:
+        base = "timed"
+    else:
+        base = "train" if report.training_memory is not None else "default"
+    keys = [base]
     if any(layer.calls > 1 for layer in report.layers):
         keys.insert(0, "type,calls")  # right after Type (the first occurrence wins)
     if report.totals.backward is not None and not report.timing:

@@ -91,6 +91,7 @@ def render_table(report: Report, options: RenderOptions) -> str:
 
 def render(report: Report, options: RenderOptions) -> str:
     from cnnprof.render.plot import chart_rows, chart_svg
+    from cnnprof.render.train_memory import html_section as training_memory_section
 
     title = f"{report.model.spec} ({report.model.class_name})"
     totals = "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(v)}</dd></div>"
@@ -124,6 +125,7 @@ def render(report: Report, options: RenderOptions) -> str:
         f"<figcaption>{len(rows)} rows, folded to depth {level}; folded rows include their "
         "children. Memory = parameter bytes + activation (output) bytes.</figcaption>",
         "</figure></section>",
+        training_memory_section(report),
         '<section id="table"><h2>Layers</h2>',
         render_table(report, options),
         "</section>",

@@ -60,7 +60,8 @@ def _formatter(fmt: Callable[[float], str]) -> Any:
 
 
 def layer_figure(report: Report, depth: int | None = None,
-                 max_rows: int = MAX_ROWS) -> Figure:
+                 max_rows: int = MAX_ROWS, into: Any = None) -> Figure:
+    """The per-layer chart; drawn into ``into`` (a subfigure) when given."""
     from matplotlib.figure import Figure
 
     rows = chart_rows(report, depth, max_rows)
@@ -72,7 +73,8 @@ def layer_figure(report: Report, depth: int | None = None,
     if timed:
         panels.append(("Time (median)", units.seconds))
     height = 1.3 + 0.2 * len(rows)
-    fig = Figure(figsize=(3.0 * len(panels) + 2.5, height), layout="constrained")
+    fig = (into if into is not None
+           else Figure(figsize=(3.0 * len(panels) + 2.5, height), layout="constrained"))
     axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
     bars: dict[str, tuple[list[float], str]] = {
         "MACs": ([float(r.macs) for r in rows], "#4c72b0"),

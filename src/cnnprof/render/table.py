@@ -278,6 +278,11 @@ def render(
     parts: list[RenderableType] = [build_table(report, depth=depth, columns=columns,
                                                width=width)]
     parts.extend(Text(wrap_line(line, width)) for line in footnotes(report))
+    if report.training_memory is not None:
+        from cnnprof.render.train_memory import section_lines
+
+        parts.extend(Text(wrap_line(line, width))
+                     for line in ["", *section_lines(report.training_memory)])
     return Group(*parts)
 
 

@@ -14,6 +14,8 @@ call and restores every entry in ``finally``, exactly as ``functional_call`` doe
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -23,6 +25,14 @@ def call_with(model: torch.nn.Module, stand_ins: dict[str, torch.Tensor],
               args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
     """``model(*args, **kwargs)`` with the tensors named in ``stand_ins`` replaced; names not
     given keep the model's own tensors (``strict=False``)."""
+    with swapped(model, stand_ins):
+        return model(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def swapped(model: torch.nn.Module, stand_ins: dict[str, torch.Tensor]) -> Iterator[None]:
+    """The stand-ins in place of the model's tensors for the ``with`` block (a training step
+    keeps them through backward, where activation checkpointing runs the forward again)."""
     by_id: dict[int, torch.Tensor] = {}
     saved: list[tuple[dict[str, Any], str, torch.Tensor]] = []
     try:
@@ -39,7 +49,7 @@ def call_with(model: torch.nn.Module, stand_ins: dict[str, torch.Tensor],
                         by_id[id(tensor)] = new
                     saved.append((store, name, tensor))
                     store[name] = new
-        return model(*args, **(kwargs or {}))
+        yield
     finally:
         for store, name, tensor in reversed(saved):
             store[name] = tensor
