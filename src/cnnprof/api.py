@@ -151,14 +151,16 @@ def profile(
     specs = with_dtype(specs, float_dtype)
 
     notes: list[str] = []
+    built: tuple[torch.nn.Module, list[str]] | None = None
     if device == "auto":
-        device = _auto_device(entry, model if isinstance(model, torch.nn.Module) else None,
-                              specs, given, batch, dtype)
+        device, built = _auto_device(entry, model if isinstance(model, torch.nn.Module)
+                                     else None, specs, given, batch, dtype)
     state = load_state_dict(weights) if weights is not None else None
     run, instance, used_device = _count(
         entry, model if isinstance(model, torch.nn.Module) else None,
         specs, given, batch, float_dtype, device, mode, registry, notes,
         weights=(state, str(weights)) if state is not None else None, backward=backward,
+        built=built,
     )
     if run.backward_note:
         notes.append(run.backward_note)
@@ -209,21 +211,35 @@ def profile(
 
 def _auto_device(entry: ZooEntry | None, instance: torch.nn.Module | None,
                  specs: list[InputSpec], given: list[torch.Tensor] | None, batch: int,
-                 dtype: str | None) -> str:
-    """``device="auto"`` (rules and measurements: cnnprof.device_choice, docs/performance.md)."""
+                 dtype: str | None) -> tuple[str, tuple[torch.nn.Module, list[str]] | None]:
+    """``device="auto"`` (rules and measurements: cnnprof.device_choice, docs/performance.md),
+    and a spec's model when it had to be built (on meta) to decide."""
     from cnnprof.device_choice import choose, meta_started
 
-    if entry is not None or instance is None or meta_started():
-        # a spec always counts on meta (built without initialising weights; the same JSON on
-        # every machine); zoo entries that need the CPU say so themselves (entry.meta_ok)
-        return "meta"
-    if given is not None and any(t.is_meta for t in given):
-        return "meta"  # the user's inputs hold no values: count where they are
+    if meta_started() or (given is not None and any(t.is_meta for t in given)):
+        # meta tensors the user passed hold no values: count where they are
+        return "meta", None
+    built: tuple[torch.nn.Module, list[str]] | None = None
+    model: torch.nn.Module
+    model_device: str | None
+    if entry is not None:
+        if not entry.meta_ok:
+            return "meta", None  # its build says why it counts on the CPU
+        # built on meta (no weight initialisation) to learn its size; a small model in a
+        # process where meta has not started is rebuilt on the CPU (a seed model, a user file)
+        built = entry.build("meta")
+        if meta_started():  # the constructor ran meta kernels: the start-up is paid
+            return "meta", built
+        model, model_device = built[0], "cpu"
+    else:
+        assert instance is not None
+        model, model_device = instance, _model_device(instance)
     elements = (sum(t.numel() for t in given) if given is not None
                 else sum(batch * math.prod(s.shape) for s in specs))
-    params = sum(p.numel() for p in instance.parameters())
-    return choose(params=params, input_elements=elements, model_device=_model_device(instance),
-                  dtype=dtype)[0]
+    params = sum(p.numel() for p in model.parameters())
+    device = choose(params=params, input_elements=elements, model_device=model_device,
+                    dtype=dtype)[0]
+    return device, (built if device == "meta" else None)
 
 
 def _input_infos(specs: list[InputSpec], given: list[torch.Tensor] | None,
@@ -285,7 +301,9 @@ def _count(
     notes: list[str],
     weights: tuple[dict[str, torch.Tensor], str] | None = None,
     backward: bool = False,
+    built: tuple[torch.nn.Module, list[str]] | None = None,
 ) -> tuple[TraceRun, torch.nn.Module, str]:
+    """``built``: the spec's model, already built on meta by ``_auto_device``."""
     train = mode == "train"
     cast = torch_dtype(float_dtype) if float_dtype else None
 
@@ -299,8 +317,12 @@ def _count(
         return make_tensors(specs, batch, dev)
 
     def attempt(dev: str) -> tuple[TraceRun, torch.nn.Module, str]:
+        nonlocal built
         if entry is not None:
-            model, build_notes = entry.build(dev)
+            if built is not None and dev == "meta":
+                (model, build_notes), built = built, None
+            else:
+                model, build_notes = entry.build(dev)
             actual = _model_device(model) or dev
             if cast is not None:
                 model = model.to(cast)
