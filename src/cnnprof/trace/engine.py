@@ -61,11 +61,14 @@ def meta_stand_ins(
 ) -> dict[str, torch.Tensor]:
     """Parameters and buffers as fresh tensors on ``device`` (meta: no memory at all)."""
     out: dict[str, torch.Tensor] = {}
+    on_meta = str(device) == "meta"
     for name, p in model.named_parameters(remove_duplicate=False):
-        t = torch.empty_like(p, device=device) if str(device) == "meta" else p.detach().to(device)
-        out[name] = t.requires_grad_(p.requires_grad) if t.is_floating_point() else t
+        t = torch.empty_like(p, device=device) if on_meta else p.detach().to(device)
+        if p.requires_grad and t.is_floating_point():
+            t.requires_grad_(True)
+        out[name] = t
     for name, b in model.named_buffers(remove_duplicate=False):
-        out[name] = torch.empty_like(b, device=device) if str(device) == "meta" else b.to(device)
+        out[name] = torch.empty_like(b, device=device) if on_meta else b.to(device)
     return out
 
 
