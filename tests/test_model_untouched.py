@@ -48,17 +48,35 @@ def snapshot(model: nn.Module) -> dict[str, Any]:
         "global_hooks": (len(nn.modules.module._global_forward_hooks),
                          len(nn.modules.module._global_forward_pre_hooks)),
         "mha_fastpath": torch.backends.mha.get_fastpath_enabled(),
+        "rng": torch.random.get_rng_state(),
+        "grads": {n: None if p.grad is None else p.grad.clone()
+                  for n, p in model.named_parameters()},
+        # tensors kept as plain attributes (weight_norm's weight, an LSTM's _flat_weights)
+        "plain": {(n, k): [id(t) for t in (v if isinstance(v, list) else [v])]
+                  for n, m in model.named_modules() for k, v in vars(m).items()
+                  if isinstance(v, torch.Tensor)
+                  or (isinstance(v, list) and v and isinstance(v[0], torch.Tensor))},
+        "parametrized": sorted(n for n, m in model.named_modules()
+                               if nn.utils.parametrize.is_parametrized(m)),
     }
 
 
 def assert_same(before: dict[str, Any], model: nn.Module) -> None:
     after = snapshot(model)
-    assert after["hooks"] == 0 and before["hooks"] == 0
+    assert after["hooks"] == before["hooks"]  # the user's own (weight_norm's) stay; none of ours
     assert after["global_hooks"] == before["global_hooks"]
     assert after["training"] == before["training"]
     assert after["attributes"] == before["attributes"]
     assert after["ids"] == before["ids"]
     assert after["mha_fastpath"] == before["mha_fastpath"]
+    assert torch.equal(after["rng"], before["rng"])
+    assert after["plain"] == before["plain"]
+    assert after["parametrized"] == before["parametrized"]
+    assert after["grads"].keys() == before["grads"].keys()
+    for key, grad in before["grads"].items():
+        new_grad = after["grads"][key]
+        assert (grad is None) == (new_grad is None), key
+        assert grad is None or torch.equal(grad, new_grad), key
     assert after["state"].keys() == before["state"].keys()
     for key, (value, device, dtype, grad) in before["state"].items():
         new_value, new_device, new_dtype, new_grad = after["state"][key]
@@ -119,7 +137,25 @@ def _weights(seeds: Any, robust: Any, tmp: Path | None = None) -> Any:
     return seeds.LeNet32(), run
 
 
+def _stateful(fail: type[BaseException] | None, device: str, *, grads: bool = False,
+              backward: bool = False) -> Case:
+    def case(seeds: Any, robust: Any) -> Any:
+        model = robust.Stateful(fail).train()
+        if grads:  # a .grad left from the user's own step must stay as it is
+            model(torch.randn(3, 4)).sum().backward()
+        return model, lambda m: profile(m, "4", batch=3, device=device, mode="train",
+                                        backward=backward)
+    return case
+
+
 CASES: dict[str, Case] = {
+    "train mode with state, cpu": _stateful(None, "cpu", grads=True),
+    "train mode with state, meta": _stateful(None, "meta", grads=True),
+    "train mode with state, cpu, --backward": _stateful(None, "cpu", backward=True),
+    "train mode with state, auto": _stateful(None, "auto"),
+    "train mode, fails after the state changed": _stateful(RuntimeError, "cpu"),
+    "train mode, Ctrl-C after the state changed": _stateful(KeyboardInterrupt, "cpu"),
+    "train mode, Ctrl-C on meta": _stateful(KeyboardInterrupt, "meta"),
     "success on meta": _ok_meta,
     "success on cpu, train mode": _ok_cpu_train,
     "success with --dtype": _ok_dtype,
@@ -152,3 +188,11 @@ def test_interrupt_propagates_and_cli_exits_130(capsys: pytest.CaptureFixture[st
     # stdout is ours again after the interrupted run redirected it
     print("still here")
     assert capsys.readouterr().out == "still here\n"
+
+
+@pytest.mark.cuda
+def test_instance_is_left_as_found_on_cuda(fixtures: Any) -> None:
+    model = fixtures[1].Stateful().train().cuda()
+    before = snapshot(model)
+    profile(model, "4", batch=3, device="cuda", mode="train", backward=True)
+    assert_same(before, model)

@@ -18,9 +18,11 @@ from cnnprof.errors import (
     UsageError,
     first_line,
 )
+from cnnprof.guard import UserCodeExit, seeded_rng
 from cnnprof.inputs import (
     FLOAT_DTYPES,
     InputSpec,
+    check_size,
     example_tensor,
     make_tensors,
     parse_dtype,
@@ -140,6 +142,7 @@ def profile(
         entry = resolve(model, model_args)
         info = ModelInfo(model, "", entry.source)
     elif isinstance(model, torch.nn.Module):
+        _refuse_torchscript(model)
         if model_args:
             raise UsageError("model_args apply to model specs, not instances")
         info = ModelInfo(type(model).__name__, type(model).__name__, "instance")
@@ -149,6 +152,7 @@ def profile(
     if float_dtype is not None and float_dtype not in FLOAT_DTYPES:
         raise InputSpecError(f"--dtype must be a floating type, got {float_dtype}")
     specs = with_dtype(specs, float_dtype)
+    check_size(specs, batch)
 
     notes: list[str] = []
     built: tuple[torch.nn.Module, list[str]] | None = None
@@ -156,12 +160,16 @@ def profile(
         device, built = _auto_device(entry, model if isinstance(model, torch.nn.Module)
                                      else None, specs, given, batch, dtype)
     state = load_state_dict(weights) if weights is not None else None
-    run, instance, used_device = _count(
-        entry, model if isinstance(model, torch.nn.Module) else None,
-        specs, given, batch, float_dtype, device, mode, registry, notes,
-        weights=(state, str(weights)) if state is not None else None, backward=backward,
-        built=built,
-    )
+    # seeded: the weights cnnprof initialises and the inputs it makes are the same every run,
+    # so a data-dependent model (detection: how many boxes survive) counts the same; the
+    # caller's RNG state is given back
+    with seeded_rng():
+        run, instance, used_device = _count(
+            entry, model if isinstance(model, torch.nn.Module) else None,
+            specs, given, batch, float_dtype, device, mode, registry, notes,
+            weights=(state, str(weights)) if state is not None else None, backward=backward,
+            built=built,
+        )
     if run.backward_note:
         notes.append(run.backward_note)
     if state is not None:
@@ -171,6 +179,12 @@ def profile(
     if run.printed:
         notes.append("the model printed during forward: " + _clip(run.printed))
     records, total_cost, unsupported = freeze(run.modules.root)
+    if entry is not None and entry.task == "detection" and run.error is None:
+        from cnnprof.zoo.detection import boxes_processed
+
+        records, box_notes = boxes_processed(instance, records,
+                                             bool(entry.extra.get("capacity")))
+        notes.extend(box_notes)
     if unsupported:
         notes.append(
             f"{sum(unsupported.values())} call(s) of {len(unsupported)} op(s) have no formula; "
@@ -207,6 +221,14 @@ def profile(
         report = report.with_updates(error=error)
         raise ModelFailedError(error["message"], hint=error.get("hint"), report=report)
     return report
+
+
+def _refuse_torchscript(model: torch.nn.Module) -> None:
+    if isinstance(model, torch.jit.ScriptModule):
+        raise UsageError(
+            f"cannot profile a TorchScript module ({type(model).__name__}): its submodules "
+            "cannot be hooked nor its weights swapped for meta tensors",
+            hint="pass the nn.Module you traced or scripted")
 
 
 def _auto_device(entry: ZooEntry | None, instance: torch.nn.Module | None,
@@ -269,7 +291,8 @@ def _describe_failure(
     from cnnprof.inspect_inputs import Prober, suggest
 
     def hint(detail: str) -> tuple[str, dict[str, Any]] | None:
-        if not specs or needs_real_values(run.error or Exception()):
+        if (not specs or needs_real_values(run.error or Exception())
+                or isinstance(run.error, UserCodeExit)):  # no input size makes it return
             return None
         arguments = entry.arguments if entry is not None else None
         with Prober(model, batch=batch, train=mode == "train", arguments=arguments) as prober:
@@ -323,6 +346,7 @@ def _count(
                 (model, build_notes), built = built, None
             else:
                 model, build_notes = entry.build(dev)
+            _refuse_torchscript(model)
             actual = _model_device(model) or dev
             if cast is not None:
                 model = model.to(cast)
@@ -337,9 +361,11 @@ def _count(
         args = tuple(tensors_on(dev))
         current = _model_device(model)
         if current == dev and cast is None and weights is None:
-            return run_observed(model, lambda: model(*args), train=train,
-                                registry=registry, backward=backward), model, dev
-        stand_ins = meta_stand_ins(model, dev)
+            # the instance's own parameters, but copies of its buffers: a forward in train mode
+            # updates BatchNorm statistics and spectral norm's u/v in place
+            stand_ins = {name: b.clone() for name, b in model.named_buffers()}
+        else:
+            stand_ins = meta_stand_ins(model, dev)
         if weights is not None:
             stand_ins.update(weight_stand_ins(model, *weights, dev))
         if cast is not None:
@@ -353,7 +379,11 @@ def _count(
                             backward=backward), model, dev
 
     run, model, used = attempt(device)
-    if run.error is not None and used == "meta" and _may_retry_on_cpu(run.error, model):
+    inputs_bytes = (sum(t.numel() * t.element_size() for t in given) if given is not None
+                    else sum(batch * math.prod(s.shape) * torch_dtype(s.dtype).itemsize
+                             for s in specs))
+    if (run.error is not None and used == "meta" and inputs_bytes <= CPU_RETRY_LIMIT_BYTES
+            and _may_retry_on_cpu(run.error, model)):
         reason = first_line(run.error)
         retry, retry_model, retry_used = attempt("cpu")
         if retry.error is None:
@@ -367,11 +397,14 @@ def _count(
 
 
 #: Models whose parameters exceed this are not materialised on the CPU to retry a failed
-#: meta-device forward, unless the failure says it needs tensor values.
+#: meta-device forward, unless the failure says it needs tensor values; inputs larger than
+#: this never are.
 CPU_RETRY_LIMIT_BYTES = 2 * 1024**3
 
 
 def _may_retry_on_cpu(error: BaseException, model: torch.nn.Module) -> bool:
+    if isinstance(error, UserCodeExit):
+        return False  # it exits on any device
     if needs_real_values(error):
         return True
     size = sum(p.numel() * p.element_size() for p in model.parameters())

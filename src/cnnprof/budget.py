@@ -1,8 +1,7 @@
 """Budgets: a TOML file of per-model limits → rows of value × limit × headroom.
 
-The parsing and judging here are pure (text in, dataclasses out). ``measure`` is the one
-function that runs models; it imports the profiler lazily so reading a budget file never
-imports torch.
+The parsing and judging here are pure (text in, dataclasses out); running the models is
+``cnnprof.budget_run``'s job, a layer above, so reading a budget file never imports torch.
 
 A budget file (or ``[tool.cnnprof]`` in ``pyproject.toml``)::
 
@@ -444,69 +443,3 @@ def starter_budget(reports: Sequence[tuple[str, Report, Sequence[str]]], headroo
             lines.append(f'max_{metric} = "{limit}"'.ljust(36) + f"# now {now}")
         lines.append("")
     return "\n".join(lines)
-
-
-# -- running ---------------------------------------------------------------------------------
-
-def measure(budget: ModelBudget) -> Measured:
-    """Profile one budgeted model: counts on the meta device, latency on its device."""
-    from cnnprof.api import profile
-    from cnnprof.errors import DeviceError, ModelFailedError
-
-    try:
-        report = profile(budget.spec, list(budget.inputs) or None, batch=budget.batch,
-                         dtype=budget.dtype, mode=budget.mode, model_args=budget.args or None)
-        values = values_of(report)
-        skipped: dict[str, str] = {}
-        if "latency" in budget.limits:
-            try:
-                values["latency"] = latency_s(report, budget.spec, budget.device,
-                                              warmup=budget.warmup, repeats=budget.repeats,
-                                              dtype=budget.dtype, model_args=budget.args)
-            except DeviceError as exc:  # a CI runner without the GPU: say so, do not fail
-                skipped["latency"] = exc.message
-    except ModelFailedError as exc:
-        return Measured({}, failed=exc.message)
-    return Measured(values, skipped=skipped)
-
-
-def latency_s(report: Report, model: Any, device: str, *, warmup: int | None = None,
-              repeats: int | None = None, dtype: str | None = None,
-              model_args: dict[str, Any] | None = None) -> float:
-    """Median seconds of a whole forward of ``model`` on ``device``, through the timing
-    pass (its clocks and schedule); the un-hooked forward when measured, since per-layer
-    hooks are the profiler's cost, not the model's."""
-    from cnnprof.timing.api import time_report
-
-    timed = time_report(report, model, device=device, warmup=warmup, repeats=repeats,
-                        dtype=dtype, memory=False, model_args=model_args or None)
-    value = values_of(timed).get("latency")
-    if value is None:  # pragma: no cover - the timing pass always records it
-        raise RuntimeError("the timing pass recorded no end-to-end time")
-    return value
-
-
-def resolve_models(budget: Budget) -> None:
-    """Check every model spec before running any: an unknown name is a mistake in the
-    file (exit 2, with its line), not a model over budget."""
-    from cnnprof.zoo import resolve
-
-    for model in budget.models:
-        try:
-            resolve(model.spec, model.args or None)
-        except UsageError as exc:
-            key = "model" if model.spec != model.name else ""
-            where = _where(budget.path, model.spec_line)
-            dotted = _dotted(["models", model.name, *([key] if key else [])])
-            raise BudgetFileError(f"{where}: {dotted}: {exc.message}", hint=exc.hint) from None
-
-
-def run(budget: Budget, progress: Callable[[str], None] | None = None) -> list[Row]:
-    """Every model's rows, in file order. Raises BudgetFileError for unknown models."""
-    resolve_models(budget)
-    rows: list[Row] = []
-    for model in budget.models:
-        if progress is not None:
-            progress(model.name)
-        rows.extend(judge(model, measure(model)))
-    return rows

@@ -45,6 +45,13 @@ class ModelLoadError(UsageError):
     """A model file or module exists but cannot be loaded or constructed."""
 
 
+class ModelCodeError(ModelLoadError):
+    """The model's own code failed while it was imported or constructed (it raised, or
+    called ``sys.exit``): not a mistake in how cnnprof was asked, but reported before any
+    forward ran, so still exit 2 for ``cnnprof MODEL``; ``cnnprof check`` makes it a failed
+    row of that model and checks the others."""
+
+
 class DeviceError(UsageError):
     """The requested device is not available."""
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 # PyTorch's own notation, [1, 256, 6, 6], so messages read like x.size(); also api.py's hint
+from cnnprof.guard import UserCodeExit
 from cnnprof.render.units import bracketed as shape_text
 from cnnprof.trace.engine import TraceRun
 from cnnprof.trace.observers import Node
@@ -139,7 +140,9 @@ def describe(
     failed = modules.failed_node
     last = modules.last_finished
     detail = one_line(exc)
-    out: dict[str, Any] = {"exception": type(exc).__name__, "detail": detail}
+    # a sys.exit() in forward is reported as the SystemExit it was (cnnprof.guard)
+    shown = exc.original if isinstance(exc, UserCodeExit) else exc
+    out: dict[str, Any] = {"exception": type(shown).__name__, "detail": detail}
 
     op = modules.failed_op
     op_line: str | None = None

@@ -74,7 +74,29 @@ def parse_input_spec(text: str) -> InputSpec:
                 f"malformed --input {text!r}: dimensions must be positive, got {value}"
             )
         dims.append(value)
-    return InputSpec(tuple(dims), dtype)
+    spec = InputSpec(tuple(dims), dtype)
+    check_size([spec], 1)
+    return spec
+
+
+#: torch indexes elements and bytes with signed 64-bit integers.
+MAX_TENSOR_BYTES = 2**63 - 1
+
+_ITEM_BYTES = {"float64": 8, "int64": 8, "complex64": 8, "float32": 4, "int32": 4,
+               "float16": 2, "bfloat16": 2, "int16": 2, "int8": 1, "uint8": 1, "bool": 1}
+
+
+def check_size(specs: list[InputSpec], batch: int) -> None:
+    """Refuse inputs too large for any tensor (even on meta) before torch does, in words:
+    its own message is 'Overflow when unpacking long long'."""
+    for spec in specs:
+        elements = batch
+        for dim in spec.shape:
+            elements *= dim
+        if elements * _ITEM_BYTES.get(spec.dtype, 8) > MAX_TENSOR_BYTES:
+            raise InputSpecError(
+                f"input {batch}x{spec} has {elements:.3g} elements: "
+                "more than a tensor can hold (2^63 bytes)")
 
 
 def parse_batch(text: str | int) -> int:

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from cnnprof.guard import UserCodeExit, seeded_rng, user_code
 from cnnprof.inputs import InputSpec, make_tensors
 from cnnprof.trace.engine import meta_stand_ins, preserved_state
 from cnnprof.trace.structure import shapes_and_dtypes
@@ -78,6 +79,7 @@ class Prober:
         # a model on a real device is never moved: meta stand-ins are swapped in per call
         self._stand_ins = None if on_meta else meta_stand_ins(self.model)
         stack = contextlib.ExitStack()
+        stack.enter_context(seeded_rng())  # holds the process lock too (cnnprof.guard)
         stack.enter_context(preserved_state(self.model, train=self.train))
         stack.enter_context(contextlib.redirect_stdout(self.printed))
         stack.enter_context(torch.no_grad())
@@ -95,11 +97,14 @@ class Prober:
         specs = tuple(specs)
         try:
             args, kwargs = self.arguments(make_tensors(list(specs), self.batch, "meta"))
-            if self._stand_ins is None:
-                out = self.model(*args, **kwargs)
-            else:
-                out = torch.func.functional_call(self.model, self._stand_ins, args, kwargs,
-                                                 strict=False, tie_weights=True)
+            with user_code("the model's forward"):
+                if self._stand_ins is None:
+                    out = self.model(*args, **kwargs)
+                else:
+                    out = torch.func.functional_call(self.model, self._stand_ins, args, kwargs,
+                                                     strict=False, tie_weights=True)
+        except UserCodeExit:
+            raise  # the model exits whatever its input: no size is an answer
         except Exception as exc:  # a rejected input is the answer, not a failure
             return Outcome(specs, False, error=first_line(exc))
         return Outcome(specs, True, shapes_and_dtypes(out)[0])

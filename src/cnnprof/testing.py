@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cnnprof.budget import METRICS, Measured, ModelBudget, judge, latency_s, values_of
+from cnnprof.budget import METRICS, Measured, ModelBudget, judge, values_of
+from cnnprof.budget_run import latency_s
 from cnnprof.render.units import UnitError, parse_quantity
 
 if TYPE_CHECKING:

@@ -10,7 +10,14 @@ import traceback
 
 import typer
 
-from cnnprof.errors import EXIT_INTERRUPTED, EXIT_USAGE, CnnprofError, named_line
+from cnnprof.errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    CnnprofError,
+    named_line,
+)
+from cnnprof.guard import UserCodeExit, describe_exit
 
 app = typer.Typer(
     name="cnnprof",
@@ -27,6 +34,13 @@ app = typer.Typer(
 )
 
 _DEBUG = False
+
+# click's exception classes, wherever this typer takes click from (newer typers vendor it as
+# typer._click): found through the public typer.BadParameter's bases
+_CLICK_ERROR: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_NO_ARGS_IS_HELP: type[Exception] = getattr(
+    sys.modules[_CLICK_ERROR.__module__], "NoArgsIsHelpError", type("_Never", (Exception,), {}))
 
 
 def _register() -> None:
@@ -53,8 +67,19 @@ def error(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point. Returns (and exits with) the process exit code."""
+    """Console entry point. Returns (and exits with) the process exit code.
+
+    Click runs with ``standalone_mode=False``, so its own exits come back as return values
+    and exceptions: a ``SystemExit`` that still reaches this function was raised by code
+    cnnprof ran for the user (a model's forward, a peer counter) outside the guard that
+    normally catches it (cnnprof.guard), and it is the model's failure (exit 1), never a
+    silent exit 0.
+    """
     global _DEBUG
+    if argv is None:  # the console entry point: this process's stdout is the result's
+        from cnnprof.cli.streams import reserve_stdout
+
+        reserve_stdout()
     args = list(sys.argv[1:] if argv is None else argv)
     _DEBUG = "--debug" in args
     args = [a for a in args if a != "--debug"]
@@ -62,11 +87,21 @@ def main(argv: list[str] | None = None) -> int:
         args = ["profile", *args]
     code = 0
     try:
-        app(args=args, prog_name="cnnprof", standalone_mode=True)
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-        if code == EXIT_INTERRUPTED:  # click turned Ctrl-C into a silent exit; say so
+        result = app(args=args, prog_name="cnnprof", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+        if code == EXIT_INTERRUPTED:  # typer returns Ctrl-C as a silent 130; say so
             error("interrupted (the model was left as found)")
+    except _NO_ARGS_IS_HELP as exc:  # bare `cnnprof`: help, as before
+        ctx = getattr(exc, "ctx", None)
+        typer.echo(ctx.get_help() if ctx is not None else str(exc), err=True)
+        code = EXIT_USAGE
+    except _CLICK_ERROR as exc:  # click's own usage errors: one line
+        hint = _try_help(exc)
+        error(exc.format_message() + (f" ({hint})" if hint else ""))  # type: ignore[attr-defined]
+        code = getattr(exc, "exit_code", EXIT_USAGE) or EXIT_USAGE
+    except typer.Abort:  # click's form of Ctrl-C
+        error("interrupted (the model was left as found)")
+        code = EXIT_INTERRUPTED
     except CnnprofError as exc:
         if _DEBUG:
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
@@ -75,14 +110,40 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         error("interrupted")
         code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader stopped reading (`cnnprof models | head -1`): not an error of ours
+        from cnnprof.cli.streams import discard
+
+        discard(sys.stdout)
+        code = 0
+    except UserCodeExit as exc:  # reached outside a command's own failure handling
+        _print_debug(exc)
+        error(f"{exc} (run with --debug for the traceback)")
+        code = EXIT_FAILURE
     except Exception as exc:  # a bug in cnnprof or an unforeseen model error: one line
-        if _DEBUG:
-            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        _print_debug(exc)
         error(f"{named_line(exc)} (run with --debug for the traceback)")
-        code = EXIT_USAGE if isinstance(exc, (ValueError, TypeError)) else 1
+        code = EXIT_USAGE if isinstance(exc, (ValueError, TypeError)) else EXIT_FAILURE
+    except BaseException as exc:  # SystemExit, GeneratorExit, ... from code run for a model
+        _print_debug(exc)
+        error(f"code run for the model {describe_exit(exc)} "
+              "(run with --debug for the traceback)")
+        code = EXIT_FAILURE
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _print_debug(exc: BaseException) -> None:
+    if _DEBUG:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+
+
+def _try_help(exc: Exception) -> str | None:
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        return None
+    return f"see: {ctx.command_path} --help"
 
 
 def debug_enabled() -> bool:

@@ -54,14 +54,14 @@ def register(app: typer.Typer) -> None:
 
 
 def _check(path: str | None, fmt: str, output: Path | None, width: int | None) -> int:
-    from cnnprof import budget
+    from cnnprof import budget, budget_run
     from cnnprof.cli.output import write_output
     from cnnprof.render.budget import build_table, render_rows, summary
     from cnnprof.render.console import make_console
 
     spec = budget.load_budget(path)
     err = make_console(stderr=True)
-    rows = budget.run(spec, progress=lambda name: err.print(f"[dim]checking {name} …[/dim]",
+    rows = budget_run.run(spec, progress=lambda name: err.print(f"[dim]checking {name} …[/dim]",
                                                             highlight=False)
                       if err.is_terminal else None)
     if output is not None:
@@ -78,7 +78,7 @@ def _check(path: str | None, fmt: str, output: Path | None, width: int | None) -
 
 def _init(models: list[str], headroom_text: str, inputs: list[str], batch_text: str,
           device: str, output: Path | None) -> None:
-    from cnnprof import budget
+    from cnnprof import budget, budget_run
     from cnnprof.api import check_device, profile
     from cnnprof.cli.output import write_output
     from cnnprof.errors import UsageError
@@ -97,7 +97,7 @@ def _init(models: list[str], headroom_text: str, inputs: list[str], batch_text: 
         report = profile(model, inputs or None, batch=batch)
         reports.append((model, report, inputs))
         if timed:
-            latencies[model] = budget.latency_s(report, model, device)
+            latencies[model] = budget_run.latency_s(report, model, device)
     text = budget.starter_budget(reports, headroom, latencies, device)
     if output is None:
         sys.stdout.write(text)

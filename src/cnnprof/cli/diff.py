@@ -84,9 +84,19 @@ def _load(source: str) -> Report:
     path = Path(source)
     if path.is_file():
         try:
-            return Report.load(path)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise UsageError(f"{source}: not a cnnprof report JSON ({exc})") from None
+            report = Report.load(path)
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise UsageError(f"{source}: not a cnnprof report JSON "
+                             f"({type(exc).__name__}: {exc})") from None
+        except OSError as exc:
+            raise UsageError(f"cannot read {source}: {exc.strerror or exc}") from None
+        if report.error:
+            # its totals cover only the layers that ran: every delta would be a made-up drop
+            raise UsageError(
+                f"{source} is the report of a failed run "
+                f"({report.error.get('message', 'the forward failed')})",
+                hint="diff reports of runs that finished")
+        return report
     if path.suffix.lower() == ".json":
         raise UsageError(f"report file {source!r} not found")
     from cnnprof.api import profile

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,8 +64,40 @@ def writing(path: Path, option: str = "--output") -> Iterator[None]:
         raise _refused(path, option, exc.strerror or str(exc)) from None
 
 
-def write_output(path: Path, text: str, option: str = "--output") -> None:
-    """Write ``text`` (UTF-8) to ``path``, creating its missing directories."""
+@contextmanager
+def replacing(path: Path, option: str = "--output") -> Iterator[Path]:
+    """The one way cnnprof writes a file: the block writes the temporary path it is given
+    (in ``path``'s directory, same suffix), which then replaces ``path`` in one rename. A
+    write that fails half-way (a full disk, ``ulimit -f``, Ctrl-C) leaves the old file as
+    it was and no temporary behind."""
     with writing(path, option):
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                    suffix=f".tmp{path.suffix}")
+        os.close(fd)
+        temporary = Path(name)
+        try:
+            yield temporary
+            os.chmod(temporary, _mode_for(path))
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+
+
+def _mode_for(path: Path) -> int:
+    """An existing file keeps its permissions; a new one gets what ``open()`` would give."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def write_output(path: Path, text: str, option: str = "--output") -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically, creating its missing directories."""
+    with replacing(path, option) as temporary, open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())

@@ -137,11 +137,11 @@ def register(app: typer.Typer) -> None:
         _emit(render(report, name, options) if name != "table" or output else None,
               report, name, output, options)
         if plot is not None:
-            from cnnprof.cli.output import writing
+            from cnnprof.cli.output import replacing
             from cnnprof.render.plot import write_plot
 
-            with writing(plot, "--plot"):  # its only file I/O: mkdir and savefig
-                write_plot(report, plot, depth)
+            with replacing(plot, "--plot") as temporary:  # its only file I/O: savefig
+                write_plot(report, temporary, depth)
             typer.echo(f"wrote {plot}", err=True)
 
 

@@ -12,7 +12,15 @@ from rich.console import Console, RenderableType
 PIPE_WIDTH = 200
 
 
+#: Narrower than this, no table is readable (and 0 printed nothing at all).
+MIN_WIDTH = 20
+
+
 def make_console(width: int | None = None, *, stderr: bool = False) -> Console:
+    if width is not None and width < MIN_WIDTH:
+        from cnnprof.errors import UsageError
+
+        raise UsageError(f"--width {width}: too narrow", hint=f"at least {MIN_WIDTH} columns")
     stream = sys.stderr if stderr else sys.stdout
     if width is None and not stream.isatty() and "COLUMNS" not in os.environ:
         width = PIPE_WIDTH

@@ -12,6 +12,8 @@ import torch
 
 from cnnprof.counting import REGISTRY, FormulaRegistry
 from cnnprof.errors import first_line
+from cnnprof.guard import PROCESS_LOCK, seeded_rng, user_code
+from cnnprof.inputs import example_tensor
 from cnnprof.trace.observers import (
     BackwardOpObserver,
     FusedFunctionObserver,
@@ -33,13 +35,20 @@ class TraceRun:
 
 @contextlib.contextmanager
 def preserved_state(model: torch.nn.Module, *, train: bool) -> Iterator[None]:
-    """Set train/eval for the run; restore every module's own flag and the MHA fast path.
+    """Set train/eval for the run; restore every module's own flag, the tensors it keeps as
+    plain attributes, and the MHA fast path.
 
     The fused fast paths of ``nn.MultiheadAttention``/``TransformerEncoderLayer`` run only
     with real tensors under no_grad; they hide the attention from op-level counting, so they
     are switched off for the run and the global flag is restored afterwards.
+
+    Plain tensor attributes are what forward pre-hooks write: the old ``weight_norm`` and
+    ``spectral_norm`` set ``module.weight`` from the (stand-in) parameters on every call, and
+    ``nn.LSTM`` refreshes ``_flat_weights``; left alone, the user's module would keep meta or
+    copied tensors until its next forward.
     """
     flags = [(m, m.training) for m in model.modules()]
+    attributes = [(m, _tensor_attributes(m)) for m in model.modules()]
     fastpath = torch.backends.mha.get_fastpath_enabled()
     try:
         torch.backends.mha.set_fastpath_enabled(False)
@@ -53,7 +62,34 @@ def preserved_state(model: torch.nn.Module, *, train: bool) -> Iterator[None]:
         for module, flag in flags:
             if module.training is not flag:  # Module.__setattr__ is slow; most are unchanged
                 module.training = flag
+        for module, saved in attributes:
+            if saved:
+                _restore_attributes(module, saved)
         torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
+def _tensor_attributes(module: torch.nn.Module) -> dict[str, Any]:
+    """The module's plain (non-parameter, non-buffer) attributes holding tensors or lists of
+    tensors, with a copy of each list's items (lists are refreshed in place)."""
+    saved: dict[str, Any] = {}
+    for key, value in vars(module).items():
+        if isinstance(value, torch.Tensor):
+            saved[key] = value
+        elif (isinstance(value, list) and value
+              and all(isinstance(v, torch.Tensor) for v in value)):
+            saved[key] = (value, list(value))
+    return saved
+
+
+def _restore_attributes(module: torch.nn.Module, saved: dict[str, Any]) -> None:
+    state = vars(module)
+    for key, value in saved.items():
+        if isinstance(value, tuple):
+            items, contents = value
+            items[:] = contents
+            value = items
+        if state.get(key) is not value:
+            state[key] = value  # bypasses Module.__setattr__: put back exactly what was there
 
 
 def meta_stand_ins(
@@ -61,15 +97,22 @@ def meta_stand_ins(
 ) -> dict[str, torch.Tensor]:
     """Parameters and buffers as fresh tensors on ``device`` (meta: no memory at all)."""
     out: dict[str, torch.Tensor] = {}
-    on_meta = str(device) == "meta"
     for name, p in model.named_parameters(remove_duplicate=False):
-        t = torch.empty_like(p, device=device) if on_meta else p.detach().to(device)
-        if p.requires_grad and t.is_floating_point():
-            t.requires_grad_(True)
-        out[name] = t
+        out[name] = _stand_in(p, device).requires_grad_(p.requires_grad)
     for name, b in model.named_buffers(remove_duplicate=False):
-        out[name] = torch.empty_like(b, device=device) if on_meta else b.to(device)
+        out[name] = _stand_in(b, device)
     return out
+
+
+def _stand_in(tensor: torch.Tensor, device: str | torch.device) -> torch.Tensor:
+    """``tensor`` on ``device``: no memory on meta; a copy elsewhere (the forward may write
+    buffers in place). A meta tensor holds no values to copy (a model built under
+    ``torch.device("meta")``): a real device gets example values of its shape and dtype."""
+    if str(device) == "meta":
+        return torch.empty_like(tensor, device=device)
+    if tensor.is_meta:
+        return example_tensor(tuple(tensor.shape), tensor.dtype, str(device))
+    return tensor.detach().to(device, copy=True)
 
 
 def run_observed(
@@ -97,23 +140,27 @@ def run_observed(
     output: Any = None
     error: BaseException | None = None
     backward_note: str | None = None
-    modules.attach()
-    try:
-        with preserved_state(model, train=train), contextlib.redirect_stdout(printed):
-            grad_ctx = torch.enable_grad() if grad or backward else torch.no_grad()
-            with grad_ctx:
-                if count:
-                    with fused, ops:
-                        output = call()
-                else:
-                    output = call()
-                if backward and count:
-                    modules.claim(output, modules.root)  # ops after the last module returned
-                    backward_note = _run_backward(modules, output, registry)
-    except Exception as exc:  # the model's failure is data for the report
-        error = exc
-    finally:
-        modules.detach()
+    # one run at a time per process: hooks aside, everything below is process-wide state
+    with PROCESS_LOCK, seeded_rng():
+        modules.attach()
+        try:
+            with preserved_state(model, train=train), contextlib.redirect_stdout(printed):
+                grad_ctx = torch.enable_grad() if grad or backward else torch.no_grad()
+                with grad_ctx:
+                    with user_code("the model's forward"):
+                        if count:
+                            with fused, ops:
+                                output = call()
+                        else:
+                            output = call()
+                    if backward and count:
+                        modules.claim(output, modules.root)  # ops after the last module returned
+                        with user_code("the backward pass"):
+                            backward_note = _run_backward(modules, output, registry)
+        except Exception as exc:  # the model's failure is data for the report
+            error = exc
+        finally:
+            modules.detach()
     return TraceRun(modules, output, error, printed.getvalue(), backward_note)
 
 

@@ -54,10 +54,11 @@ def resolve(spec: str, kwargs: dict[str, Any] | None = None) -> ZooEntry:
 
     kwargs = dict(kwargs or {})
     spec = spec.strip()
+    if user.is_user_spec(spec):
+        return user.entry(spec, kwargs)  # a user's own constructor: its arguments are its own
+    _refuse_downloads(kwargs)
     if spec.startswith("timm:"):
         return _timm_entry(spec[5:], kwargs)
-    if user.is_user_spec(spec):
-        return user.entry(spec, kwargs)
     if spec in classic.ENTRIES:
         return classic.entry(spec, kwargs)
     if spec in torchvision_zoo.names():
@@ -71,6 +72,21 @@ def resolve(spec: str, kwargs: dict[str, Any] | None = None) -> ZooEntry:
     close = difflib.get_close_matches(spec.lower(), known, n=3, cutoff=0.6)
     hint = f"did you mean {', '.join(close)}?" if close else "see: cnnprof models"
     raise UnknownModelError(f"unknown model {spec!r}", hint=hint)
+
+
+#: Constructor arguments of torchvision and timm builders that download weights.
+_DOWNLOADING_ARGS = ("weights", "weights_backbone", "pretrained", "pretrained_backbone")
+
+
+def _refuse_downloads(kwargs: dict[str, Any]) -> None:
+    """cnnprof never downloads: a zoo model built with pretrained weights would."""
+    for key in _DOWNLOADING_ARGS:
+        if kwargs.get(key) not in (None, False, "None", "none"):
+            raise UsageError(
+                f"--arg {key}={kwargs[key]!r} would download weights, and cnnprof never does",
+                hint="counts do not depend on weight values; to use your own, pass "
+                     "--weights FILE (a saved state_dict)")
+        kwargs.pop(key, None)  # None/False: what the zoo passes anyway
 
 
 def list_models(filter_text: str | None = None) -> list[ListedModel]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
-from cnnprof.errors import ModelLoadError
+from cnnprof.errors import CnnprofError, ModelCodeError, ModelLoadError, named_line
+from cnnprof.guard import PROCESS_LOCK, UserCodeExit, user_code
 from cnnprof.inputs import InputSpec
 
 
@@ -29,7 +31,18 @@ class ZooEntry:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def build(self, device: str = "meta") -> tuple[torch.nn.Module, list[str]]:
-        """Construct the model on ``device``; returns it with notes on how it was built."""
+        """Construct the model on ``device``; returns it with notes on how it was built
+        (and what the constructor printed: stdout is the report's, not the model's)."""
+        printed = io.StringIO()
+        with PROCESS_LOCK, contextlib.redirect_stdout(printed):
+            model, notes = self._build(device)
+        text = printed.getvalue().strip()
+        if text:
+            notes.append("the model printed while being built: "
+                         + (text if len(text) <= 500 else text[:500] + " ..."))
+        return model, notes
+
+    def _build(self, device: str) -> tuple[torch.nn.Module, list[str]]:
         if device == "meta":
             if not self.meta_ok:
                 return self._construct("cpu"), [
@@ -42,7 +55,7 @@ class ZooEntry:
             try:
                 # e.g. RegNet: its constructor calls .tolist() on arithmetic tensors
                 with parameters_on_meta():
-                    model = self.factory()
+                    model = self._call_factory()
                 return model.to("meta"), [
                     "built with parameters on meta (the constructor needs real arithmetic)"
                 ]
@@ -56,7 +69,19 @@ class ZooEntry:
 
     def _construct(self, device: str) -> torch.nn.Module:
         with torch.device(device):
-            return self.factory()
+            return self._call_factory()
+
+    def _call_factory(self) -> torch.nn.Module:
+        """The constructor, inside the user-code guard: whatever it raises (or a
+        ``sys.exit``) is the model's failure to build, one line, exit 2."""
+        try:
+            with user_code(f"building {self.name}"):
+                return self.factory()
+        except CnnprofError:
+            raise
+        except Exception as exc:
+            shown = exc.original if isinstance(exc, UserCodeExit) else exc
+            raise ModelCodeError(f"building {self.name} raised {named_line(shown)}") from exc
 
     def arguments(self, tensors: list[torch.Tensor]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Model call arguments from example tensors in the entry's input form."""

@@ -155,11 +155,14 @@ def entry(name: str, overrides: dict[str, Any] | None = None) -> ZooEntry:
     import torchvision
 
     from cnnprof.errors import ModelLoadError
+    from cnnprof.zoo.detection import at_capacity
 
     task = _tasks()[name]
     builder = torchvision.models.get_model_builder(name)
     weights = default_weights(name)
-    kwargs = {**deploy_kwargs(name, weights, builder), **(overrides or {})}
+    overrides = dict(overrides or {})
+    capacity = task == "detection" and bool(overrides.pop("capacity", False))
+    kwargs = {**deploy_kwargs(name, weights, builder), **overrides}
     inputs, form = _default_inputs(task, weights)
 
     frozen_bn = weights is not None and _trained_backbone(builder)
@@ -171,7 +174,8 @@ def entry(name: str, overrides: dict[str, Any] | None = None) -> ZooEntry:
             if not overrides:
                 raise
             raise ModelLoadError(f"{name}: bad --arg: {exc}") from exc
-        return freeze_backbone(model) if frozen_bn else model
+        model = freeze_backbone(model) if frozen_bn else model
+        return at_capacity(model) if capacity else model
 
     description = f"torchvision {task}"
     if weights is not None:
@@ -185,7 +189,8 @@ def entry(name: str, overrides: dict[str, Any] | None = None) -> ZooEntry:
         description=description,
         meta_ok=task != "quantization",
         task=task,
-        extra={"weights": f"{type(weights).__name__}.{weights.name}" if weights else None},
+        extra={"weights": f"{type(weights).__name__}.{weights.name}" if weights else None,
+               **({"capacity": True} if capacity else {})},
     )
 
 

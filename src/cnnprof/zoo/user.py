@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-from cnnprof.errors import ModelLoadError, UsageError
+from cnnprof.errors import ModelCodeError, ModelLoadError, UsageError
+from cnnprof.guard import UserCodeExit, user_code
 from cnnprof.inputs import InputSpec, parse_input_spec
 from cnnprof.zoo.base import ZooEntry
 
@@ -53,7 +54,7 @@ def _load_file(path: Path) -> tuple[ModuleType, str]:
     try:
         compile(source, str(path), "exec")
     except SyntaxError as exc:
-        raise ModelLoadError(
+        raise ModelCodeError(
             f"syntax error in {path} line {exc.lineno}: {exc.msg}"
         ) from None
     module_name = f"cnnprof_user_{abs(hash(str(path.resolve())))}"
@@ -63,18 +64,34 @@ def _load_file(path: Path) -> tuple[ModuleType, str]:
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     printed = io.StringIO()
+    errors = io.StringIO()
     # the file's directory first, so its sibling imports work as under `python file.py`
     sys.path.insert(0, str(path.resolve().parent))
     try:
-        with contextlib.redirect_stdout(printed):
+        # stderr is held back too: an argparse at import writes its usage there, which would
+        # read as cnnprof's own; it is replayed when the import succeeds (warnings)
+        with user_code(f"importing {path}", program=str(path)), \
+                contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
             spec.loader.exec_module(module)
+    except UserCodeExit as exc:
+        sys.modules.pop(module_name, None)
+        raise ModelCodeError(str(exc), hint=_said(errors.getvalue())) from exc
     except Exception as exc:
-        raise ModelLoadError(
-            f"importing {path} raised {type(exc).__name__}: {_first_line(exc)}"
+        sys.modules.pop(module_name, None)
+        raise ModelCodeError(
+            f"importing {path} raised {type(exc).__name__}: {_first_line(exc)}",
+            hint=_said(errors.getvalue()),
         ) from exc
     finally:
         sys.path.pop(0)
+    sys.stderr.write(errors.getvalue())
     return module, printed.getvalue()
+
+
+def _said(stderr: str) -> str | None:
+    """The last line user code wrote to stderr before it failed (argparse's complaint)."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    return f"it wrote: {lines[-1][:200]}" if lines else None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -103,11 +120,14 @@ def entry(spec: str, kwargs: dict[str, Any]) -> ZooEntry:
         source = "file"
     else:
         try:
-            module = importlib.import_module(target)
+            with user_code(f"importing {target}"):
+                module = importlib.import_module(target)
         except ImportError as exc:
             raise ModelLoadError(f"cannot import module {target!r}: {_first_line(exc)}") from None
+        except UserCodeExit as exc:
+            raise ModelCodeError(str(exc)) from None
         except Exception as exc:
-            raise ModelLoadError(
+            raise ModelCodeError(
                 f"importing {target!r} raised {type(exc).__name__}: {_first_line(exc)}"
             ) from None
         source = "module"
@@ -125,11 +145,14 @@ def entry(spec: str, kwargs: dict[str, Any]) -> ZooEntry:
 
     def factory() -> torch.nn.Module:
         try:
-            model = factory_obj(**kwargs)
+            with user_code(f"{attr}({_fmt(kwargs)})"):
+                model = factory_obj(**kwargs)
+        except UserCodeExit as exc:
+            raise ModelCodeError(str(exc)) from exc
         except TypeError as exc:
-            raise ModelLoadError(f"{attr}({_fmt(kwargs)}) failed: {_first_line(exc)}") from exc
+            raise ModelCodeError(f"{attr}({_fmt(kwargs)}) failed: {_first_line(exc)}") from exc
         except Exception as exc:
-            raise ModelLoadError(
+            raise ModelCodeError(
                 f"{attr}({_fmt(kwargs)}) raised {type(exc).__name__}: {_first_line(exc)}"
             ) from exc
         if not isinstance(model, torch.nn.Module):
