@@ -240,9 +240,11 @@ def profile(
     check_size(specs, batch)
 
     notes: list[str] = []
+    built: tuple[torch.nn.Module, list[str]] | None = None
     if counting is None:
-        counting = _auto_device(entry, model if isinstance(model, torch.nn.Module) else None,
-                                specs, given, batch, dtype)
+        counting, built = _auto_device(
+            entry, model if isinstance(model, torch.nn.Module) else None, specs, given, batch,
+            dtype)
     state = load_state_dict(weights) if weights is not None else None
     if entry is not None:
         notes.extend(entry.extra.get("build_notes", ()))
@@ -256,6 +258,7 @@ def profile(
             specs, given, batch, float_dtype, str(counting), mode, registry, notes,
             weights=(state, str(weights)) if state is not None else None, backward=backward,
             decode=(decode, cache_bytes) if decode is not None else None,
+            built=built,
         )
     if run.backward_note:
         notes.append(run.backward_note)
@@ -337,27 +340,48 @@ def _refuse_torchscript(model: torch.nn.Module) -> None:
 
 def _auto_device(entry: ZooEntry | None, instance: torch.nn.Module | None,
                  specs: list[InputSpec], given: list[torch.Tensor] | None, batch: int,
-                 dtype: str | None) -> Device:
-    """``device="auto"`` (rules and measurements: cnnprof.device_choice, docs/performance.md)."""
+                 dtype: str | None) -> tuple[Device, tuple[torch.nn.Module, list[str]] | None]:
+    """``device="auto"`` (rules and measurements: cnnprof.device_choice, docs/performance.md),
+    and a spec's model when it had to be built (on meta) to decide."""
     from cnnprof.device_choice import choose, meta_started
 
-    if entry is not None:
-        # a spec always counts on meta (built without initialising weights; the same JSON on
-        # every machine); zoo entries that need the CPU say so themselves (entry.meta_ok)
-        return Device("meta", reason="auto: a model spec is built on meta")
-    if instance is None or meta_started():
-        return Device("meta", reason="auto: meta kernels already started in this process")
-    if lazy_modules(instance):  # parameters without sizes: shaped on meta (trace/lazy.py)
-        return Device("meta", reason="auto: lazy modules are materialised on meta")
+    if meta_started():
+        return Device("meta", reason="auto: meta kernels already started in this process"), None
     if given is not None and any(t.is_meta for t in given):
         # the user's inputs hold no values: count where they are
-        return Device("meta", reason="auto: the inputs are meta tensors")
+        return Device("meta", reason="auto: the inputs are meta tensors"), None
+    built: tuple[torch.nn.Module, list[str]] | None = None
+    model: torch.nn.Module
+    model_device: str | None
+    if entry is not None:
+        if entry.source not in SMALL_SPEC_SOURCES or not entry.meta_ok:
+            # torchvision, timm and hf: built on meta without initialising weights (the same
+            # JSON on every machine); entries that need the CPU say so themselves
+            return Device("meta", reason="auto: a zoo model is built on meta"), None
+        # a seed model, a user file or a module:factory: built on meta (no weight
+        # initialisation) to learn its size; a small one in a process where meta has not
+        # started is rebuilt on the CPU, which counts it faster than meta's start-up
+        built = entry.build("meta")
+        if meta_started():  # the constructor ran meta kernels: the start-up is paid
+            return Device("meta", reason="auto: the constructor started meta"), built
+        model, model_device = built[0], "cpu"
+    else:
+        assert instance is not None
+        if lazy_modules(instance):  # parameters without sizes: shaped on meta (trace/lazy.py)
+            return Device("meta", reason="auto: lazy modules are materialised on meta"), None
+        model, model_device = instance, _model_device(instance)
     elements = (sum(t.numel() for t in given) if given is not None
                 else sum(batch * math.prod(s.shape) for s in specs))
-    params = sum(p.numel() for p in instance.parameters())
-    kind, why = choose(params=params, input_elements=elements,
-                       model_device=_model_device(instance), dtype=dtype)
-    return Device("cpu" if kind == "cpu" else "meta", reason="auto: " + why)
+    params = sum(p.numel() for p in model.parameters())
+    kind, why = choose(params=params, input_elements=elements, model_device=model_device,
+                       dtype=dtype)
+    chosen = Device("cpu" if kind == "cpu" else "meta", reason="auto: " + why)
+    return chosen, (built if chosen.kind == "meta" else None)
+
+
+#: Zoo sources whose models ``device="auto"`` may count on the CPU: small models whose
+#: constructor is cheap (issue 21: seed models, user files, ``module:factory``).
+SMALL_SPEC_SOURCES = frozenset({"classic", "file", "module"})
 
 
 def _profile_timed(model: torch.nn.Module | str, inputs: Any, *, device: str | Device,
@@ -454,8 +478,10 @@ def _count(
     weights: tuple[dict[str, torch.Tensor], str] | None = None,
     backward: bool = False,
     decode: tuple[int, list[int]] | None = None,
+    built: tuple[torch.nn.Module, list[str]] | None = None,
 ) -> tuple[TraceRun, torch.nn.Module, str]:
-    """``decode``: (context tokens, a list that receives the KV cache's bytes)."""
+    """``decode``: (context tokens, a list that receives the KV cache's bytes); ``built``:
+    the spec's model, already built on meta by ``_auto_device``."""
     train = mode == "train"
     cast = torch_dtype(float_dtype) if float_dtype else None
     names = [s.name for s in specs if s.name is not None]
@@ -485,8 +511,12 @@ def _count(
         return make_tensors(specs, batch, dev)
 
     def attempt(dev: str) -> tuple[TraceRun, torch.nn.Module, str]:
+        nonlocal built
         if entry is not None:
-            model, build_notes = entry.build(dev)
+            if built is not None and dev == "meta":
+                (model, build_notes), built = built, None
+            else:
+                model, build_notes = entry.build(dev)
             _refuse_torchscript(model)
             actual = _model_device(model) or dev
             lazy = lazy_modules(model)

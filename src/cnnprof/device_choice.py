@@ -15,8 +15,12 @@ So, for a model instance: meta once meta has started (or something else in the p
 torchvision or torch.compile, started it); before that, a model small enough that a real
 forward costs less than the start-up counts on the CPU. Giant models, models not on the CPU
 and low-precision dtypes (slow or missing CPU kernels) always count on meta, which needs no
-memory. A zoo spec always counts on meta (``api._auto_device``): it is built there without
-initialising weights, and the same command gives the same report on every machine.
+memory. A spec (a seed model, a user file, ``module:factory``) follows the same rule: it is
+first built on meta (no weight initialisation) to learn its size, and only a small one in a
+process where meta has not started is built again on the CPU (``api._auto_device``). So
+``cnnprof lenet`` costs little more than ``import torch``; a torchvision spec imports
+torchvision, which starts meta, and counts there. The counts are the same on every device
+(tests/test_device_choice.py, tests/test_startup.py); ``report.device`` says which ran.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def build(name: str) -> Report:
     from cnnprof.api import profile
 
     try:
-        report = profile(name, command=COMMAND)
+        report = profile(name, command=COMMAND, device="meta")  # whatever the process loaded
     except ModelFailedError as exc:  # a seed with a bug: keep what ran, and why it stopped
         if not isinstance(exc.report, Report):
             raise

@@ -27,12 +27,14 @@ _ATTRIBUTES = (
 )
 
 
+_ATTRIBUTE_SET = frozenset(_ATTRIBUTES)
+_SCALAR_TYPES = (bool, int, float, str)
+
+
 def _plain(value: Any) -> Any:
-    if isinstance(value, (bool, int, float, str)) or value is None:
+    if value is None or isinstance(value, _SCALAR_TYPES):
         return value
-    if isinstance(value, (tuple, list)) and all(
-        isinstance(v, (bool, int, float, str)) for v in value
-    ):
+    if isinstance(value, (tuple, list)) and all(isinstance(v, _SCALAR_TYPES) for v in value):
         return list(value)
     return None
 
@@ -40,11 +42,14 @@ def _plain(value: Any) -> Any:
 def module_attributes(module: torch.nn.Module) -> dict[str, Any]:
     out: dict[str, Any] = {}
     names = vars(module)
-    for key in _ATTRIBUTES:
-        if key in names:
-            value = _plain(names[key])
-            if value is not None:
-                out[key] = value
+    # runs once per row: look up only the few hyper-parameters this module has
+    present = _ATTRIBUTE_SET.intersection(names)
+    if present:
+        for key in _ATTRIBUTES:
+            if key in present:
+                value = _plain(names[key])
+                if value is not None:
+                    out[key] = value
     if "bias" in module._parameters or "bias" in names:
         out["bias"] = module._parameters.get("bias") is not None
     return out
@@ -94,13 +99,22 @@ def stretch_names(node: Node) -> dict[int, str]:
     return names
 
 
+#: per module class: may it keep packed weights behind ``weight()``/``bias()``?
+_PACKED: dict[type, bool] = {}
+
+
 def own_parameters(module: torch.nn.Module) -> list[torch.Tensor]:
     """A module's own parameters, including the packed weights of quantized modules
     (``torch.ao.nn.quantized.Conv2d`` keeps them behind ``weight()``/``bias()``)."""
     params: list[torch.Tensor] = [p for p in module._parameters.values() if p is not None]
-    accessor = getattr(type(module), "weight", None)
-    quantized = type(module).__module__.startswith("torch.ao.nn.quantized")
-    if not params and callable(accessor) and (hasattr(module, "_packed_params") or quantized):
+    if params:
+        return params
+    cls = type(module)
+    packed = _PACKED.get(cls)
+    if packed is None:
+        packed = _PACKED[cls] = callable(getattr(cls, "weight", None))
+    if packed and (hasattr(module, "_packed_params")
+                   or cls.__module__.startswith("torch.ao.nn.quantized")):
         try:
             weight, bias = module.weight(), module.bias()  # type: ignore[operator]
         except Exception:  # not a packed-weight module after all
@@ -249,17 +263,29 @@ def freeze(root: Node) -> tuple[list[LayerRecord], Cost, dict[str, int]]:
     nodes = [item for item in items if isinstance(item, Node)]
     stats = _ParamStats(nodes)
     shared = shared_rows(nodes)
-    inclusive: dict[int, Cost] = {}
+    # inclusive costs as plain [macs, flops, act, read, write] (Cost is frozen: an object
+    # per addition), post-order
+    sums: dict[int, list[int]] = {}
     backward: dict[int, Cost] = {}
     unsupported_total: Counter[str] = Counter()
     for node in reversed(nodes):
-        total = node.cost()
+        acc = [node.macs, node.flops, node.act, node.read, node.write]
         for child in node.children:
-            total = total + inclusive[id(child)]
+            c = sums[id(child)]
+            acc[0] += c[0]
+            acc[1] += c[1]
+            acc[2] += c[2]
+            acc[3] += c[3]
+            acc[4] += c[4]
         for stretch in node.stretches.values():
-            total = total + stretch.cost()
-            unsupported_total.update(stretch.unsupported)
-        inclusive[id(node)] = total
+            acc[0] += stretch.macs
+            acc[1] += stretch.flops
+            acc[2] += stretch.act
+            acc[3] += stretch.read
+            acc[4] += stretch.write
+            if stretch.unsupported:
+                unsupported_total.update(stretch.unsupported)
+        sums[id(node)] = acc
         if node.bwd is not None:
             back = _backward(node)
             for child in node.children:
@@ -267,7 +293,9 @@ def freeze(root: Node) -> tuple[list[LayerRecord], Cost, dict[str, int]]:
             for stretch in node.stretches.values():
                 back = back + _backward(stretch)
             backward[id(node)] = back
-        unsupported_total.update(node.unsupported)
+        if node.unsupported:
+            unsupported_total.update(node.unsupported)
+    inclusive = {key: Cost(*acc) for key, acc in sums.items()}
     records = []
     names: dict[int, dict[int, str]] = {}
     for item in items:

@@ -73,6 +73,8 @@ _SCALARS = frozenset({type(None), bool, int, float, str, torch.dtype, torch.devi
                       torch.memory_format, torch.layout})
 #: marks a tensor in a key: its shape, stride, dtype and storage offset follow
 _T = object()
+#: marks a list of ints in a key: the tuple of its values follows
+_INTS = object()
 
 
 def _flatten(value: Any, key: list[Any], tensors: list[torch.Tensor]) -> None:
@@ -124,6 +126,11 @@ def run_op_keyed(func: Any, args: tuple[Any, ...],
             elif kind in _SCALARS:
                 parts.append(kind)
                 parts.append(value)
+            elif kind is list and all(type(v) is int for v in value):
+                # an int[] (stride, padding, shape): one tuple, tagged apart from _flatten's
+                # own list encoding so the two cannot collide
+                parts.append(_INTS)
+                parts.append(tuple(value))
             else:
                 _flatten(value, parts, tensors)
         for name, value in kwargs.items():

@@ -1,0 +1,168 @@
+"""Where a count's time goes, per aten op and per module call (warm process, one thread).
+
+    python benchmarks/overhead.py                          # → benchmarks/results/overhead.md
+    python benchmarks/overhead.py --models resnet18 --rounds 5 --output /tmp/o.md
+
+For each model (built on the CPU, counted on meta as ``cnnprof.profile(model, [x])`` does) the
+same forward runs under growing layers of the trace, alternating every round:
+
+1. ``memo``: a dispatch mode that only answers ops from the meta-kernel memo (the floor of a
+   meta count: torch's Python dispatch, the model's own Python, a meta tensor per result);
+2. ``+ costing``: cnnprof's ``OpObserver`` (cost memo and attribution to the running module);
+3. ``+ function mode``: ``FusedFunctionObserver`` (every torch function call goes through it);
+4. ``+ module hooks``: the whole ``run_observed`` (hooks on every module, attach/detach);
+5. ``profile()``: the full report (stand-ins, freezing the records, totals).
+
+Times are CPU seconds of this thread (``time.thread_time``), the minimum over the rounds: on a
+shared machine that is the figure least moved by other processes. Differences between rows
+are the cost of each layer; divided by the number of ops or module calls they give µs per op
+and µs per module call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_OUTPUT = HERE / "results" / "overhead.md"
+MODELS = ("mobilenet_v3_large", "regnet_y_400mf", "shufflenet_v2_x1_0", "resnet50")
+
+
+def measure(name: str, rounds: int) -> dict[str, Any]:
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    import cnnprof
+    from cnnprof.trace import engine, meta_cache, observers, stand_ins
+    from cnnprof.zoo import resolve
+
+    entry = resolve(name)
+    model, _ = entry.build("cpu")
+    model.eval()
+    x = torch.randn(1, *entry.default_inputs[0].shape)
+    xm = x.to("meta")
+    si = engine.meta_stand_ins(model)
+
+    class MemoOnly(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ops = 0
+
+        @classmethod
+        def _should_skip_dynamo(cls) -> bool:
+            return False
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                               kwargs: dict[str, Any] | None = None) -> Any:
+            self.ops += 1
+            return meta_cache.run_op_keyed(func, args, kwargs or {})[0]
+
+    def call() -> Any:
+        return stand_ins.call_with(model, si, (xm,))
+
+    def memo() -> None:
+        with MemoOnly():
+            call()
+
+    def costing() -> None:
+        ops = observers.OpObserver(observers.ModuleObserver(model))
+        with ops:
+            call()
+
+    def function_mode() -> None:
+        ops = observers.OpObserver(observers.ModuleObserver(model))
+        with observers.FusedFunctionObserver(ops), ops:
+            call()
+
+    variants: dict[str, Callable[[], Any]] = {
+        "memo": memo, "+ costing": costing, "+ function mode": function_mode,
+        "+ module hooks": lambda: engine.run_observed(model, call),
+        "profile()": lambda: cnnprof.profile(model, [x]),
+    }
+    best = {k: float("inf") for k in variants}
+    with torch.no_grad():
+        for fn in variants.values():  # warm the memos
+            fn()
+        for _ in range(rounds):
+            for label, fn in variants.items():
+                gc.collect()
+                start = time.thread_time()
+                fn()
+                best[label] = min(best[label], time.thread_time() - start)
+        counter = MemoOnly()
+        with counter:
+            call()
+        run = engine.run_observed(model, call)
+    module_calls = sum(node.calls for node in run.modules.nodes.values())
+    return {"best": best, "ops": counter.ops, "module_calls": module_calls,
+            "modules": len(run.modules.nodes)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    load_start = os.getloadavg()
+    results = {}
+    for name in args.models:
+        results[name] = measure(name, args.rounds)
+        print(name, {k: f"{v * 1e3:.2f} ms" for k, v in results[name]["best"].items()},
+              file=sys.stderr, flush=True)
+    from importlib.metadata import version
+
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Per-op and per-module cost of a count",
+        "",
+        f"Generated by `{' '.join(['python benchmarks/overhead.py', *sys.argv[1:]])}` on {now}.",
+        "",
+        f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical "
+        f"cores, load average (1 min) {load_start[0]:.2f} at start, "
+        f"{os.getloadavg()[0]:.2f} at end; torch {version('torch')}, 1 thread",
+        f"- CPU time of this thread, minimum over {args.rounds} alternating rounds, warm "
+        "memos (what every count after the first pays); method in the script's docstring",
+        "",
+        "| model | aten ops | module calls | memo (floor) | + costing | + function mode "
+        "| + module hooks | profile() | µs / op (costing) | µs / op (function mode) "
+        "| µs / module call (hooks) | µs / row (freeze, stand-ins, totals) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, res in results.items():
+        b = {k: v * 1e3 for k, v in res["best"].items()}
+        ops, calls = res["ops"], res["module_calls"]
+        per = [
+            (b["+ costing"] - b["memo"]) * 1e3 / ops,
+            (b["+ function mode"] - b["+ costing"]) * 1e3 / ops,
+            (b["+ module hooks"] - b["+ function mode"]) * 1e3 / calls,
+            (b["profile()"] - b["+ module hooks"]) * 1e3 / res["modules"],
+        ]
+        lines.append(
+            f"| {name} | {ops} | {calls} | " + " | ".join(
+                f"{b[k]:.1f} ms" for k in ("memo", "+ costing", "+ function mode",
+                                           "+ module hooks", "profile()"))
+            + " | " + " | ".join(f"{v:.1f}" for v in per) + " |")
+    lines.append("")
+    text = "\n".join(lines)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Start-up: a command imports only what its model needs, and a small model in a fresh process
+does not pay the meta device's start-up (sympy and torch._dynamo, 1-2 s)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import cnnprof
+
+#: packages a seed model, a user file or a ``module:factory`` spec must not import on their own
+HEAVY = ("torchvision", "timm", "transformers", "matplotlib", "pandas", "thop", "fvcore",
+         "torchstat")
+#: what the first meta kernel imports (cnnprof.device_choice.meta_started)
+META_START = ("sympy", "torch._dynamo")
+
+MODEL_FILE = """
+import torch.nn as nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc = nn.Linear(4 * 26 * 26, 10)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).relu().flatten(1))
+
+def small(width=8):
+    return nn.Sequential(nn.Linear(16, width), nn.ReLU(), nn.Linear(width, 2))
+"""
+
+#: runs ``cnnprof ARGS -f json`` through the CLI's own entry point, one spec after the other
+#: in one fresh process, and says after each which heavy modules are loaded
+RUNNER = textwrap.dedent("""
+    import contextlib, io, json, sys
+    from cnnprof.cli.app import main
+
+    heavy = {heavy!r}
+    for argv in {commands!r}:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            try:
+                main([*argv, "-f", "json"])
+            except SystemExit as exc:
+                assert not exc.code, exc.code
+        report = json.loads(out.getvalue())
+        print(json.dumps({{"spec": argv[0], "device": report["device"],
+                          "macs": report["totals"]["macs"],
+                          "params": report["totals"]["params"],
+                          "loaded": [m for m in heavy if m in sys.modules]}}))
+""")
+
+
+def _run(commands: list[list[str]], cwd: Path, extra_path: Path | None = None) -> list[dict]:
+    env = dict(os.environ)
+    if extra_path is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(extra_path), *filter(None, [env.get("PYTHONPATH")])])
+    src = str(Path(cnnprof.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
+    code = RUNNER.format(heavy=HEAVY + META_START, commands=commands)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=cwd, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def test_small_specs_import_nothing_heavy_and_count_on_the_cpu(tmp_path: Path) -> None:
+    """lenet, a user file and a ``module:factory`` spec in one fresh process: none imports
+    torchvision (nor timm, transformers, ...), none starts the meta device, and each counts
+    what the meta device counts. A spec too big for a quick CPU forward then counts on meta."""
+    (tmp_path / "mynets.py").write_text(MODEL_FILE)
+    commands = [["lenet"], ["mynets.py:Net", "--input", "1x28x28"],
+                ["mynets:small", "--input", "16", "--arg", "width=32"],
+                ["alexnet_seed"]]
+    rows = _run(commands, tmp_path, extra_path=tmp_path)
+    assert [r["spec"] for r in rows] == [c[0] for c in commands]
+    for row in rows[:3]:
+        assert row["device"] == "cpu", row
+        assert row["loaded"] == [], row
+    # the same counts as on meta (this test process has started meta: torchvision)
+    lenet = cnnprof.profile("lenet", device="meta")
+    assert (rows[0]["macs"], rows[0]["params"]) == (lenet.totals.macs, lenet.totals.params)
+    assert rows[1]["macs"] == 4 * 26 * 26 * 9 + 4 * 26 * 26 * 10  # conv 3x3 + linear
+    assert rows[2]["macs"] == 16 * 32 + 32 * 2
+    big = rows[3]  # 57 M parameters: more than a quick CPU forward, meta needs no memory
+    assert big["device"] == "meta"
+    assert big["params"] == cnnprof.profile("alexnet_seed", device="meta").totals.params
+    assert set(big["loaded"]) == set(META_START)  # meta started, torchvision still not loaded
+
+
+def test_a_user_file_that_imports_torchvision_counts_on_meta(tmp_path: Path) -> None:
+    """Importing torchvision starts meta (it imports sympy and torch._dynamo): the count then
+    runs there, as it would for any spec in a process that has it."""
+    (tmp_path / "tv.py").write_text(
+        "import torchvision\n"
+        "def tiny():\n"
+        "    return torchvision.ops.MLP(8, [4, 2])\n")
+    (row,) = _run([["tv.py:tiny", "--input", "8"]], tmp_path)
+    assert row["device"] == "meta"
+    assert "torchvision" in row["loaded"]
+    assert row["macs"] == 8 * 4 + 4 * 2
