@@ -88,7 +88,7 @@ def test_ascii_terminal_gets_ascii() -> None:
                          capture_output=True, check=False)
     assert out.returncode == 0, out.stderr.decode("ascii", "replace")
     text = out.stdout.decode("ascii")  # raises if anything is not ASCII
-    assert "Conv2d" in text and "61.6 K" in text and " | counted on meta | " in text
+    assert "Conv2d" in text and "61.6 K" in text and " | counted on cpu | " in text
     assert "?" not in text  # every character had an ASCII spelling
 
 
