@@ -11,6 +11,7 @@ import traceback
 
 import typer
 
+from cnnprof.cli.state import DEBUG, debug_enabled
 from cnnprof.console_encoding import make_streams_safe
 from cnnprof.errors import (
     EXIT_FAILURE,
@@ -37,7 +38,6 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-_DEBUG = False
 
 # click's exception classes, wherever this typer takes click from (newer typers vendor it as
 # typer._click): found through the public typer.BadParameter's bases
@@ -136,7 +136,6 @@ def main(argv: list[str] | None = None) -> int:
     normally catches it (cnnprof.guard), and it is the model's failure (exit 1), never a
     silent exit 0.
     """
-    global _DEBUG
     make_streams_safe()  # an ASCII terminal gets ASCII spellings, not UnicodeEncodeError
     if os.environ.get(COMPLETE_VAR):  # a completion script asking for candidates
         code = _complete(os.environ[COMPLETE_VAR])
@@ -148,8 +147,18 @@ def main(argv: list[str] | None = None) -> int:
 
         reserve_stdout()
     args = list(sys.argv[1:] if argv is None else argv)
-    _DEBUG = "--debug" in args
-    args = [a for a in args if a != "--debug"]
+    token = DEBUG.set("--debug" in args)
+    try:
+        code = _run([a for a in args if a != "--debug"])
+    finally:
+        DEBUG.reset(token)
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def _run(args: list[str]) -> int:
+    """The command's exit code: the one place an outcome becomes a code."""
     if args and not args[0].startswith("-") and args[0] not in command_names():
         args = ["profile", *args]
     code = 0
@@ -170,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         error("interrupted (the model was left as found)")
         code = EXIT_INTERRUPTED
     except CnnprofError as exc:
-        if _DEBUG:
+        if debug_enabled():
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
         error(exc.one_line())
         code = exc.exit_code
@@ -196,8 +205,6 @@ def main(argv: list[str] | None = None) -> int:
         error(f"code run for the model {describe_exit(exc)} "
               "(run with --debug for the traceback)")
         code = EXIT_FAILURE
-    if argv is None:
-        sys.exit(code)
     return code
 
 
@@ -213,7 +220,7 @@ def _complete(instruction: str) -> int:
 
 
 def _print_debug(exc: BaseException) -> None:
-    if _DEBUG:
+    if debug_enabled():
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
 
 
@@ -224,5 +231,3 @@ def _try_help(exc: Exception) -> str | None:
     return f"see: {ctx.command_path} --help"
 
 
-def debug_enabled() -> bool:
-    return _DEBUG

@@ -253,7 +253,7 @@ def _emit_failure(exc: object, name: str, output: Path | None, options: object) 
     """
     from dataclasses import replace
 
-    from cnnprof.cli.app import debug_enabled
+    from cnnprof.cli.state import debug_enabled
     from cnnprof.errors import ModelFailedError
     from cnnprof.render.formats import render
     from cnnprof.report import Report

@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         kwargs = parse_args(arg or [])
 
         from cnnprof.api import profile
-        from cnnprof.cli.app import debug_enabled
+        from cnnprof.cli.state import debug_enabled
 
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # the model's own prints
