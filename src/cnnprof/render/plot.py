@@ -135,11 +135,17 @@ def write_plot(report: Report, path: Path, depth: int | None = None,
                image_format: str | None = None) -> None:
     """``--plot FILE``: the chart alone; format from the suffix (.png, .svg, .pdf) unless
     ``image_format`` names it (the file written may be a temporary or a device)."""
+    save_figure(lambda: layer_figure(report, depth), path, image_format)
+
+
+def save_figure(make: Callable[[], Any], path: Path, image_format: str | None = None) -> None:
+    """Draw the figure ``make()`` returns in the chart style and save it to ``path`` (format
+    from its suffix unless ``image_format`` names it; no timestamps, so files reproduce)."""
     from matplotlib import rc_context
 
     suffix = image_format or check_plot_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with rc_context(_RC):
-        fig = layer_figure(report, depth)
+        fig = make()
         metadata = {"Date": None} if suffix in ("svg", "pdf") else None
         fig.savefig(path, format=suffix, dpi=150, metadata=metadata)

@@ -173,17 +173,10 @@ def write_plot(report: Report, path: Path, depth: int | None = None,
                image_format: str | None = None) -> None:
     """``--plot FILE``: the per-layer chart, with the memory-over-time chart under it when
     the report has training memory (cnnprof.render.plot.write_plot otherwise)."""
-    from matplotlib import rc_context
-
-    from cnnprof.render.plot import _RC, check_plot_path
+    from cnnprof.render.plot import save_figure
     from cnnprof.render.plot import write_plot as write_layers
 
     if report.training_memory is None:
         write_layers(report, path, depth, image_format)
         return
-    suffix = image_format or check_plot_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with rc_context(_RC):
-        fig = combined_figure(report, depth)
-        metadata = {"Date": None} if suffix in ("svg", "pdf") else None
-        fig.savefig(path, format=suffix, dpi=150, metadata=metadata)
+    save_figure(lambda: combined_figure(report, depth), path, image_format)
