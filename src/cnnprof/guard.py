@@ -87,5 +87,8 @@ def seeded_rng(seed: int = SEED) -> Iterator[None]:
     devices = (list(range(torch.cuda.device_count()))
                if torch.cuda.is_available() and torch.cuda.is_initialized() else [])
     with PROCESS_LOCK, torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+        if devices:
+            torch.manual_seed(seed)
+        else:  # torch.manual_seed would also queue a seed for CUDA's future initialisation
+            torch.default_generator.manual_seed(seed)
         yield
