@@ -175,7 +175,7 @@ def parse_budget(text: str, path: str = "<budget>", *,
         found = re.search(r"\(at line (\d+), column \d+\)", message)
         line = int(found.group(1)) if found else 0
         reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", message) or "invalid TOML"
-        raise BudgetFileError(f"{_where(path, line)}: invalid TOML: {reason}") from None
+        raise BudgetFileError(f"{location(path, line)}: invalid TOML: {reason}") from None
     locate = _Locator(text)
     root: Any = document
     for part in table:
@@ -186,7 +186,7 @@ def parse_budget(text: str, path: str = "<budget>", *,
 
     def fail(keys: Sequence[str], message: str, hint: str | None = None) -> BudgetFileError:
         line = locate.line((*table, *keys))
-        return BudgetFileError(f"{_where(path, line)}: {_dotted(keys)}: {message}", hint=hint)
+        return BudgetFileError(f"{location(path, line)}: {dotted_key(keys)}: {message}", hint=hint)
 
     if not table:
         for key in root:
@@ -310,11 +310,11 @@ def _settings(name: str, merged: dict[str, Any], limits: dict[str, float], keys:
     )
 
 
-def _dotted(keys: Sequence[str]) -> str:
+def dotted_key(keys: Sequence[str]) -> str:
     return ".".join(k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else f'"{k}"' for k in keys) or "file"
 
 
-def _where(path: str, line: int) -> str:
+def location(path: str, line: int) -> str:
     return f"{path}:{line}" if line else path
 
 
@@ -433,7 +433,7 @@ def starter_budget(reports: Sequence[tuple[str, Report, Sequence[str]]], headroo
         values = values_of(report)
         if latencies and name in latencies:
             values["latency"] = latencies[name]
-        lines.append(f"[models.{_dotted([name])}]")
+        lines.append(f"[models.{dotted_key([name])}]")
         if inputs:
             shown = ", ".join(f'"{i}"' for i in inputs)
             lines.append(f"input = {shown}" if len(inputs) == 1 else f"input = [{shown}]")

@@ -19,9 +19,9 @@ from cnnprof.budget import (
     Measured,
     ModelBudget,
     Row,
-    _dotted,
-    _where,
+    dotted_key,
     judge,
+    location,
     values_of,
 )
 from cnnprof.errors import BudgetFileError, ModelCodeError, UsageError
@@ -84,8 +84,8 @@ def resolve_models(budget: Budget) -> dict[str, str]:
             failed[model.name] = exc.one_line()
         except UsageError as exc:
             key = "model" if model.spec != model.name else ""
-            where = _where(budget.path, model.spec_line)
-            dotted = _dotted(["models", model.name, *([key] if key else [])])
+            where = location(budget.path, model.spec_line)
+            dotted = dotted_key(["models", model.name, *([key] if key else [])])
             raise BudgetFileError(f"{where}: {dotted}: {exc.message}", hint=exc.hint) from None
     return failed
 

@@ -179,8 +179,7 @@ def _run(args: list[str]) -> int:
         error("interrupted (the model was left as found)")
         code = EXIT_INTERRUPTED
     except CnnprofError as exc:
-        if debug_enabled():
-            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        _print_debug(exc)
         error(exc.one_line())
         code = exc.exit_code
     except KeyboardInterrupt:

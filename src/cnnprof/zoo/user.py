@@ -19,7 +19,13 @@ from typing import Any
 
 import torch
 
-from cnnprof.errors import ModelCodeError, ModelLoadError, UsageError
+from cnnprof.errors import (
+    ModelCodeError,
+    ModelLoadError,
+    UsageError,
+    first_line,
+    named_line,
+)
 from cnnprof.guard import UserCodeExit, user_code
 from cnnprof.inputs import InputSpec, parse_input_spec
 from cnnprof.zoo.base import ZooEntry
@@ -80,7 +86,7 @@ def _load_file(path: Path) -> tuple[ModuleType, str]:
     except Exception as exc:
         sys.modules.pop(module_name, None)
         raise ModelCodeError(
-            f"importing {path} raised {type(exc).__name__}: {_first_line(exc)}",
+            f"importing {path} raised {named_line(exc)}",
             hint=_said(errors.getvalue()),
         ) from exc
     finally:
@@ -93,11 +99,6 @@ def _said(stderr: str) -> str | None:
     """The last line user code wrote to stderr before it failed (argparse's complaint)."""
     lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
     return f"it wrote: {lines[-1][:200]}" if lines else None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _candidates(module: ModuleType) -> list[str]:
@@ -124,12 +125,12 @@ def entry(spec: str, kwargs: dict[str, Any]) -> ZooEntry:
             with user_code(f"importing {target}"):
                 module = importlib.import_module(target)
         except ImportError as exc:
-            raise ModelLoadError(f"cannot import module {target!r}: {_first_line(exc)}") from None
+            raise ModelLoadError(f"cannot import module {target!r}: {first_line(exc)}") from None
         except UserCodeExit as exc:
             raise ModelCodeError(str(exc)) from None
         except Exception as exc:
             raise ModelCodeError(
-                f"importing {target!r} raised {type(exc).__name__}: {_first_line(exc)}"
+                f"importing {target!r} raised {named_line(exc)}"
             ) from None
         source = "module"
     obj: Any = module
@@ -151,10 +152,10 @@ def entry(spec: str, kwargs: dict[str, Any]) -> ZooEntry:
         except UserCodeExit as exc:
             raise ModelCodeError(str(exc)) from exc
         except TypeError as exc:
-            raise ModelCodeError(f"{attr}({_fmt(kwargs)}) failed: {_first_line(exc)}") from exc
+            raise ModelCodeError(f"{attr}({_fmt(kwargs)}) failed: {first_line(exc)}") from exc
         except Exception as exc:
             raise ModelCodeError(
-                f"{attr}({_fmt(kwargs)}) raised {type(exc).__name__}: {_first_line(exc)}"
+                f"{attr}({_fmt(kwargs)}) raised {named_line(exc)}"
             ) from exc
         if not isinstance(model, torch.nn.Module):
             raise ModelLoadError(f"{attr}(...) returned {type(model).__name__}, not an nn.Module")
