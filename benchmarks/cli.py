@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from results_file import cpu_model, publish
+
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "cli.md"
 
 
@@ -57,9 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     load_end = os.getloadavg()
     from importlib.metadata import version
 
-    cpu = next((line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.machine())
+    cpu = cpu_model()
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# cnnprof command-line wall time",
@@ -83,9 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", f"`cnnprof --help` {'meets' if help_s < 0.5 else 'misses'} the 0.5 s target "
               f"({help_s:.3f} s): it imports neither torch nor torchvision.", ""]
     text = "\n".join(lines)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
-    print(text)
+    publish(args.output, text)
     return 0
 
 

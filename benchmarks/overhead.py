@@ -32,6 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from results_file import publish
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = HERE / "results" / "overhead.md"
 MODELS = ("mobilenet_v3_large", "regnet_y_400mf", "shufflenet_v2_x1_0", "resnet50")
@@ -158,9 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             + " | " + " | ".join(f"{v:.1f}" for v in per) + " |")
     lines.append("")
     text = "\n".join(lines)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
-    print(text)
+    publish(args.output, text)
     return 0
 
 

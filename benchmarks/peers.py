@@ -50,6 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from results_file import cpu_model, publish
+
 MODELS = (
     "alexnet", "vgg16", "resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0",
     "convnext_tiny", "densenet121", "inception_v3", "vit_b_16", "swin_t", "regnet_y_400mf",
@@ -261,15 +263,6 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def fastest_peer(run: ModelRun) -> tuple[str, float] | None:
     timed = [(run.results[p].median_s, p) for p in PEERS
@@ -436,9 +429,7 @@ def main(argv: list[str] | None = None) -> int:
                     lambda s: print(s, file=sys.stderr, flush=True)) for n in args.models]
     elapsed = time.perf_counter() - start
     text = render(runs, tools, args, (load_start, os.getloadavg()), elapsed)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
-    print(text)
+    publish(args.output, text)
     return 0
 
 

@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_file import cpu_model, publish
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEFAULT_OUTPUT = HERE / "results" / "startup.md"
@@ -96,9 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
     wall_med = {k: statistics.median(v) for k, v in walls.items()}
     cpu_med = {k: statistics.median(v) for k, v in cpus.items()}
-    cpu_name = next((line.split(":", 1)[1].strip()
-                     for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name")), platform.machine())
+    cpu_name = cpu_model()
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Start-up: cnnprof commands against `import torch`",
@@ -144,9 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         f"`{label}` {'meets' if ok else 'misses'} it ({text})" for label, ok, text in verdicts),
         ""]
     text = "\n".join(lines)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
-    print(text)
+    publish(args.output, text)
     return 0
 
 
