@@ -316,3 +316,20 @@ def test_torchscript_models_are_refused_in_one_line(cli: Cli, tmp_path: Path) ->
     result = cli(f"{model_file}:build", "--input", "4")
     assert result.code == EXIT_USAGE and "TorchScript" in result.err
     assert "Traceback" not in result.err
+
+
+def test_a_model_that_closes_stdout_keeps_what_it_printed() -> None:
+    class Closes(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            print("bye")
+            sys.stdout.close()
+            return self.fc(x)
+
+    stdout = sys.stdout
+    report = profile(Closes(), "4", device="cpu")
+    assert "the model printed during forward: bye" in report.notes
+    assert sys.stdout is stdout and not stdout.closed

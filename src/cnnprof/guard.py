@@ -22,6 +22,7 @@ Inside :func:`user_code`:
 from __future__ import annotations
 
 import contextlib
+import io
 import sys
 import threading
 from collections.abc import Iterator
@@ -31,6 +32,14 @@ from cnnprof.errors import first_line
 #: Held while cnnprof changes process-wide state (``sys.stdout``, ``sys.argv``, torch's global
 #: flags and RNG). Re-entrant: a guarded import may build a model that runs a guarded forward.
 PROCESS_LOCK = threading.RLock()
+
+
+class Captured(io.StringIO):
+    """What user code prints while cnnprof holds ``sys.stdout``: a buffer it cannot close
+    (``sys.stdout.close()`` in a model would lose what it printed and fail the read-back)."""
+
+    def close(self) -> None:
+        pass
 
 
 class UserCodeExit(Exception):

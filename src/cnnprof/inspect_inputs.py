@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from cnnprof.guard import UserCodeExit, seeded_rng, user_code
+from cnnprof.guard import Captured, UserCodeExit, seeded_rng, user_code
 from cnnprof.inputs import InputSpec, bind, make_tensors
 from cnnprof.trace.engine import meta_stand_ins, preserved_state
 from cnnprof.trace.structure import shapes_and_dtypes
@@ -70,7 +70,7 @@ class Prober:
         self.train = train
         self.arguments = arguments or (lambda tensors: (tuple(tensors), {}))
         self.runs = 0
-        self.printed = io.StringIO()
+        self.printed = Captured()
         self._stand_ins: dict[str, torch.Tensor] | None = None
         self._stack: contextlib.ExitStack | None = None
 

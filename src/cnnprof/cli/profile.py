@@ -93,6 +93,7 @@ def register(app: typer.Typer) -> None:
         """Profile MODEL: per-layer shapes, params, MACs and FLOPs (use it without the word
         'profile': cnnprof alexnet --input 3x224x224)."""
         from cnnprof.errors import ModelFailedError
+        from cnnprof.guard import Captured
         from cnnprof.inputs import parse_dtype, parse_input_spec
         from cnnprof.render.formats import RenderOptions, format_for, render
         from cnnprof.zoo.user import parse_args
@@ -143,7 +144,7 @@ def register(app: typer.Typer) -> None:
         command = "cnnprof " + shlex.join(sys.argv[1:]) if sys.argv else None
         # a model printing in its constructor (or anywhere outside forward, which the engine
         # captures itself) must not corrupt --format json on stdout
-        printed = io.StringIO()
+        printed = Captured()
         try:
             with contextlib.redirect_stdout(printed):
                 report = profile(model, specs or None, batch=batch_size, dtype=dtype,

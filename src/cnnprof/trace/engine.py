@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +11,7 @@ import torch
 
 from cnnprof.counting import REGISTRY, FormulaRegistry
 from cnnprof.errors import first_line
-from cnnprof.guard import PROCESS_LOCK, seeded_rng, user_code
+from cnnprof.guard import PROCESS_LOCK, Captured, seeded_rng, user_code
 from cnnprof.inputs import example_tensor
 from cnnprof.trace.observers import (
     BackwardOpObserver,
@@ -136,7 +135,7 @@ def run_observed(
     modules = ModuleObserver(model, track_grad=backward and count)
     ops = OpObserver(modules, registry)
     fused = FusedFunctionObserver(ops)
-    printed = io.StringIO()
+    printed = Captured()
     output: Any = None
     error: BaseException | None = None
     backward_note: str | None = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +11,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from cnnprof.errors import CnnprofError, ModelCodeError, ModelLoadError, named_line
-from cnnprof.guard import PROCESS_LOCK, UserCodeExit, user_code
+from cnnprof.guard import PROCESS_LOCK, Captured, UserCodeExit, user_code
 from cnnprof.inputs import InputSpec
 
 
@@ -36,7 +35,7 @@ class ZooEntry:
     def build(self, device: str = "meta") -> tuple[torch.nn.Module, list[str]]:
         """Construct the model on ``device``; returns it with notes on how it was built
         (and what the constructor printed: stdout is the report's, not the model's)."""
-        printed = io.StringIO()
+        printed = Captured()
         with PROCESS_LOCK, contextlib.redirect_stdout(printed):
             model, notes = self._build(device)
         text = printed.getvalue().strip()

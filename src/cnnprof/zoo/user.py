@@ -11,7 +11,6 @@ import contextlib
 import importlib
 import importlib.util
 import inspect
-import io
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -26,7 +25,7 @@ from cnnprof.errors import (
     first_line,
     named_line,
 )
-from cnnprof.guard import UserCodeExit, user_code
+from cnnprof.guard import Captured, UserCodeExit, user_code
 from cnnprof.inputs import InputSpec, parse_input_spec
 from cnnprof.zoo.base import ZooEntry
 
@@ -70,8 +69,8 @@ def _load_file(path: Path) -> tuple[ModuleType, str]:
         raise ModelLoadError(f"cannot load {path} as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    printed = io.StringIO()
-    errors = io.StringIO()
+    printed = Captured()
+    errors = Captured()
     # the file's directory first, so its sibling imports work as under `python file.py`
     sys.path.insert(0, str(path.resolve().parent))
     try:
