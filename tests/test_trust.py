@@ -333,3 +333,11 @@ def test_a_model_that_closes_stdout_keeps_what_it_printed() -> None:
     report = profile(Closes(), "4", device="cpu")
     assert "the model printed during forward: bye" in report.notes
     assert sys.stdout is stdout and not stdout.closed
+
+
+def test_the_failure_report_fits_a_narrow_terminal(cli: Cli) -> None:
+    result = cli("lenet", "--input", "1x8x8", "--width", "60")
+    assert result.code == EXIT_FAILURE
+    block = [line for line in result.err.splitlines() if not line.startswith("cnnprof: error:")]
+    assert any(line.startswith("  error    RuntimeError") for line in block)
+    assert all(len(line) <= 60 for line in block), block

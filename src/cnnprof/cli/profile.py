@@ -294,6 +294,12 @@ def _emit_failure(exc: object, name: str, output: Path | None, options: object) 
     if "explanation" in error:
         lines.append(f"  why      {error['explanation']}")
     lines.append(f"  error    {error.get('exception', 'Error')}: {error.get('detail', '')}")
+    # the facts fit the terminal, continued under their value (the traceback stays as is)
+    from cnnprof.render.console import terminal_width
+    from cnnprof.render.text import wrap_words
+
+    columns = terminal_width(getattr(options, "width", None), stderr=True)
+    lines = [part for line in lines for part in wrap_words(line, columns, indent=" " * 11)]
     if trace:
         lines.append(trace.rstrip())
     else:
