@@ -9,6 +9,7 @@ Parsing is pure (no torch import) so the CLI can validate arguments before payin
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -100,18 +101,14 @@ def parse_input_spec(text: str) -> InputSpec:
 #: torch indexes elements and bytes with signed 64-bit integers.
 MAX_TENSOR_BYTES = 2**63 - 1
 
-_ITEM_BYTES = {"float64": 8, "int64": 8, "complex64": 8, "float32": 4, "int32": 4,
-               "float16": 2, "bfloat16": 2, "int16": 2, "int8": 1, "uint8": 1, "bool": 1}
 
 
 def check_size(specs: list[InputSpec], batch: int) -> None:
     """Refuse inputs too large for any tensor (even on meta) before torch does, in words:
     its own message is 'Overflow when unpacking long long'."""
     for spec in specs:
-        elements = batch
-        for dim in spec.shape:
-            elements *= dim
-        if elements * _ITEM_BYTES.get(spec.dtype, 8) > MAX_TENSOR_BYTES:
+        elements = batch * math.prod(spec.shape)
+        if elements * torch_dtype(spec.dtype).itemsize > MAX_TENSOR_BYTES:
             raise InputSpecError(
                 f"input {batch}x{spec} has {elements:.3g} elements: "
                 "more than a tensor can hold (2^63 bytes)")
