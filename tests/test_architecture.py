@@ -53,3 +53,33 @@ def test_a_bad_import_breaks_a_contract(tmp_path: Path, module: str, line: str,
     done = _lint_imports(tmp_path, "--contract", contract)
     assert done.returncode != 0, done.stdout  # …and broken by the one bad import
     assert "0 kept, 1 broken" in done.stdout, done.stdout
+
+
+def test_no_contract_carries_an_exception() -> None:
+    """Acceptance 2 of issue 20 holds strictly: no import is excused. The report's display
+    methods reach the renderers through the Display the package root wires in, not by
+    importing up (cnnprof/__init__.py)."""
+    text = (ROOT / "pyproject.toml").read_text()
+    section = text[text.index("[tool.importlinter]"):]
+    assert "ignore_imports" not in section
+
+
+def test_a_report_loaded_from_the_bottom_layer_still_shows_itself() -> None:
+    """Whatever module a user imports the report from, the display is wired: importing any
+    cnnprof module runs the package root first. Checked in a fresh process that imports only
+    ``cnnprof.report`` (no api, no render), and without importing torch."""
+    code = (
+        "import sys\n"
+        "from cnnprof.report import Report\n"
+        "r = Report.load(sys.argv[1])\n"
+        "assert 'torch' not in sys.modules\n"
+        "print(repr(r)); print(r._repr_html_()[:28])\n"
+    )
+    report = ROOT / "reports" / "lenet.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run([sys.executable, "-c", code, str(report)], capture_output=True,
+                          text=True, timeout=120, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("<cnnprof.Report lenet (LeNet) · input 1x1x28x28")
+    assert '<div class="cnnprof-report">' in done.stdout

@@ -68,3 +68,17 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+def _wire_display() -> None:
+    """The package root is where the report meets its renderers: ``Report``'s display methods
+    (repr, ``_repr_html_``, ``__rich_console__``, ``show``, ``to_dataframe``) call the
+    renderers' `Display`, wired here so that ``cnnprof.report`` never imports ``render/``.
+    Every import of a cnnprof module runs this first; it loads no torch, Rich or pandas."""
+    from cnnprof.render.notebook import DISPLAY
+    from cnnprof.report import use_display
+
+    use_display(DISPLAY)
+
+
+_wire_display()

@@ -7,10 +7,10 @@ Nothing here formats numbers or prints; renderers do that. Counts are ints in ba
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cnnprof.measurements import LayerMemory, LayerTime, Roofline, TimingSummary
 
@@ -430,37 +430,63 @@ class Report:
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
 
     # -- display in Python and notebooks (docs/api.md) -----------------------------------
-    # The one place the data model reaches up into render/: Python's display protocols
-    # (repr, _repr_html_, __rich_console__) must be methods of the object itself. Each is a
-    # lazy one-line call, so importing the report never imports a renderer.
+    # Python's display protocols (repr, _repr_html_, __rich_console__) must be methods of the
+    # object itself, but the renderers sit above the data model: the methods call the
+    # `Display` the package root wired in (cnnprof/__init__.py), so no import points up.
     def __repr__(self) -> str:
-        from cnnprof.render.notebook import summary_line
-
-        return summary_line(self)
+        return _display().summary(self)
 
     def __rich_console__(self, console: Any, options: Any) -> Iterator[Any]:
-        from cnnprof.render.notebook import renderable
-
-        yield renderable(self)
+        yield _display().renderable(self)
 
     def _repr_html_(self) -> str:
-        from cnnprof.render.notebook import html_table
-
-        return html_table(self)
+        return _display().html(self)
 
     def show(self, *, depth: int | None = None, columns: str | None = None,
              width: int | None = None) -> None:
         """Print the per-layer table (``cnnprof MODEL``'s), folded at ``depth``, with
         ``columns`` (a preset or comma-separated keys), ``width`` characters wide."""
-        from cnnprof.render.notebook import show
-
-        show(self, depth=depth, columns=columns, width=width)
+        _display().show(self, depth=depth, columns=columns, width=width)
 
     def to_dataframe(self) -> pandas.DataFrame:
         """One row per layer (pandas needed: ``pip install 'cnnprof[pandas]'``)."""
-        from cnnprof.render.dataframe import to_dataframe
+        return _display().dataframe(self)
 
-        return to_dataframe(self)
+
+class ShowTable(Protocol):
+    def __call__(self, report: Report, *, depth: int | None, columns: str | None,
+                 width: int | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class Display:
+    """How a report shows itself in Python: what the renderers provide
+    (``cnnprof.render.notebook.DISPLAY``) and the package root hands to `use_display`, so the
+    data model calls up without importing up (the dependency is inverted, not hidden)."""
+
+    #: the one-line ``repr``
+    summary: Callable[[Report], str]
+    #: what Rich prints for ``rich.print(report)``
+    renderable: Callable[[Report], Any]
+    #: the notebook's HTML table
+    html: Callable[[Report], str]
+    show: ShowTable
+    dataframe: Callable[[Report], pandas.DataFrame]
+
+
+_wired: list[Display] = []
+
+
+def use_display(display: Display) -> None:
+    """Wire the renderers' `Display` in (the package root does, once, at import)."""
+    _wired[:] = [display]
+
+
+def _display() -> Display:
+    if not _wired:  # only if cnnprof/__init__.py lost its wiring: a bug, not a user error
+        raise RuntimeError("cnnprof.report has no Display wired in (cnnprof/__init__.py)")
+    return _wired[0]
+
 
 #: The parts of live memory in a training step, in report order.
 MEMORY_PARTS: tuple[str, ...] = (

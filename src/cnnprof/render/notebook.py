@@ -1,7 +1,8 @@
 """A report shown in Python: the one-line ``repr``, the Rich table for ``rich.print`` and
 ``report.show()``, and the HTML table a notebook displays (``Report._repr_html_``).
 
-The Report's own display methods are one-line calls into here, so every number is still
+The Report's own display methods call `DISPLAY`, which the package root wires into
+``cnnprof.report`` (the data model never imports a renderer), so every number is still
 formatted in one place (``cnnprof.render.units``).
 """
 
@@ -10,7 +11,8 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
-from cnnprof.render import units
+from cnnprof.render import dataframe, units
+from cnnprof.report import Display
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -84,3 +86,8 @@ def html_table(report: Report, *, depth: int | None = None, columns: str | None 
         f"<ul>{notes}</ul>" if notes else "",
         "</div>",
     ])
+
+
+#: what ``Report``'s display methods call (wired in by cnnprof/__init__.py)
+DISPLAY = Display(summary=summary_line, renderable=renderable, html=html_table, show=show,
+                  dataframe=dataframe.to_dataframe)
