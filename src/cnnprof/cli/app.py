@@ -38,6 +38,14 @@ class Group(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
 
+    def invoke(self, ctx: click.Context) -> object:
+        # Ctrl-C in a command: click's Abort, without the blank line click's main writes to
+        # stderr first (the error stays the one line _run writes, as under typer)
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise click.exceptions.Abort() from exc
+
     def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
         items = super().shell_complete(ctx, incomplete)
         if not items and incomplete and not incomplete.startswith("-"):
