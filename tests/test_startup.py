@@ -22,6 +22,8 @@ META_START = ("sympy", "torch._dynamo")
 #: argument parsing that cost ~0.3 s per command (issue 21: typer 0.29 coerced option values
 #: through pydantic); the CLI is plain click, and no command may bring them back
 CLI_PARSING = ("typer", "pydantic")
+#: Rich draws the terminal's table; ``-f json`` needs none of it
+JSON_NEEDS_NO = (*CLI_PARSING, "rich")
 
 MODEL_FILE = """
 import torch.nn as nn
@@ -68,7 +70,7 @@ def _run(commands: list[list[str]], cwd: Path, extra_path: Path | None = None) -
             [str(extra_path), *filter(None, [env.get("PYTHONPATH")])])
     src = str(Path(cnnprof.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
-    code = RUNNER.format(heavy=HEAVY + META_START + CLI_PARSING, commands=commands)
+    code = RUNNER.format(heavy=HEAVY + META_START + JSON_NEEDS_NO, commands=commands)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300, cwd=cwd, env=env, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -77,8 +79,8 @@ def _run(commands: list[list[str]], cwd: Path, extra_path: Path | None = None) -
 
 def test_small_specs_import_nothing_heavy_and_count_on_the_cpu(tmp_path: Path) -> None:
     """lenet, a user file and a ``module:factory`` spec in one fresh process: none imports
-    torchvision (nor timm, transformers, ..., nor typer or pydantic), none starts the meta
-    device, and each counts what the meta device counts. A spec too big for a quick CPU
+    torchvision (nor timm, transformers, ..., nor typer, pydantic or Rich), none starts the
+    meta device, and each counts what the meta device counts. A spec too big for a quick CPU
     forward then counts on meta."""
     (tmp_path / "mynets.py").write_text(MODEL_FILE)
     commands = [["lenet"], ["mynets.py:Net", "--input", "1x28x28"],

@@ -212,9 +212,7 @@ def _check_files(output: Path | None, plot: Path | None) -> None:
 
 def _emit(text: str | None, report: object, name: str, output: Path | None,
           options: object) -> None:
-    from cnnprof.render.console import make_console
     from cnnprof.render.formats import RenderOptions
-    from cnnprof.render.table import print_table
     from cnnprof.report import Report
 
     assert isinstance(report, Report) and isinstance(options, RenderOptions)
@@ -225,7 +223,10 @@ def _emit(text: str | None, report: object, name: str, output: Path | None,
         write_output(output, text)
         click.echo(f"wrote {output}", err=True)
         return
-    if name == "table":
+    if name == "table":  # Rich only for the terminal's table (-f json does not import it)
+        from cnnprof.render.console import make_console
+        from cnnprof.render.table import print_table
+
         print_table(report, make_console(options.width), depth=options.depth,
                     columns=options.columns)
         return
