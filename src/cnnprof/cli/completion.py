@@ -72,35 +72,45 @@ def install(cli: click.Command, shell: str) -> Path:
     text = script(cli, shell) + "\n"
     if shell == "bash":
         path = home / ".bash_completions" / f"{PROG}.sh"
-        _append_once(home / ".bashrc", [f"source '{path}'"])
+        _append(home / ".bashrc", [f"source '{path}'"])
     elif shell == "zsh":
         path = home / ".zfunc" / f"_{PROG}"
         rc = home / ".zshrc"
-        current = rc.read_text(encoding="utf-8") if rc.is_file() else ""
         lines = ["fpath+=~/.zfunc; autoload -Uz compinit; compinit"]
-        if "zstyle" not in current:  # a menu to choose from, unless the user has a style
+        if b"zstyle" not in _read(rc):  # a menu to choose from, unless the user has a style
             lines.append("zstyle ':completion:*' menu select")
-        _append_once(rc, lines)
+        _append(rc, lines)
     elif shell == "fish":
         path = home / ".config" / "fish" / "completions" / f"{PROG}.fish"
-    else:  # PowerShell: the script goes into the user's profile
+    else:  # PowerShell: the script goes into the user's profile, once
         path = _powershell_profile(shell)
-        _append_once(path, text.splitlines())
+        if f"-CommandName {PROG} ".encode() not in _read(path):
+            _append(path, [text.rstrip("\n")])
         return path
     write_output(path, text, "--install-completion")
     return path
 
 
-def _append_once(path: Path, lines: list[str]) -> None:
-    """Add the lines ``path`` does not contain yet at its end."""
-    from cnnprof.cli.output import write_output
+def _read(path: Path) -> bytes:
+    """``path``'s bytes (a start-up file need not be UTF-8), or none when it does not exist."""
+    from cnnprof.cli.output import writing
 
-    current = path.read_text(encoding="utf-8") if path.is_file() else ""
-    missing = [line for line in lines if line not in current]
+    with writing(path, "--install-completion"):  # unreadable: a usage error, as for writing
+        return path.read_bytes() if path.is_file() else b""
+
+
+def _append(path: Path, lines: list[str]) -> None:
+    """Add at the end of ``path`` each of ``lines`` it does not contain yet (the file is
+    replaced in one rename, its other bytes as they were)."""
+    from cnnprof.cli.output import replacing
+
+    current = _read(path)
+    missing = [line for line in lines if line.encode() not in current]
     if not missing:
         return
-    head = current if not current or current.endswith("\n") else current + "\n"
-    write_output(path, head + "\n".join(missing) + "\n", "--install-completion")
+    head = current if not current or current.endswith(b"\n") else current + b"\n"
+    with replacing(path, "--install-completion") as temporary:
+        temporary.write_bytes(head + ("\n".join(missing) + "\n").encode())
 
 
 def _powershell_profile(shell: str) -> Path:
