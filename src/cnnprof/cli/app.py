@@ -117,7 +117,7 @@ _SHELLS = ", ".join(name for name in shells() if name != "pwsh")
               callback=_install_completion, shell_complete=_complete_shell,
               help=f"Install completion for SHELL ({_SHELLS}).")
 def app() -> None:
-    pass
+    """The group itself does nothing: its options act in their callbacks."""
 
 
 #: every command, in the order ``cnnprof --help`` lists them: the one place they are added
@@ -127,10 +127,6 @@ COMMANDS: tuple[click.Command, ...] = (
 )
 for _command in COMMANDS:
     app.add_command(_command)
-
-
-def command_names() -> set[str]:
-    return set(app.commands)
 
 
 def command_line(args: list[str]) -> list[str]:

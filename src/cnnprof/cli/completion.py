@@ -7,8 +7,11 @@ Shells: bash, zsh and fish, and PowerShell where the installed click has it (cli
 A bash script installed by the typer versions of cnnprof asks in typer's words
 (``_CNNPROF_COMPLETE=complete_bash``) and gets plain words back, so it keeps working.
 
-Importing this module costs nothing: click's completion machinery, the model listing and the
-file system are touched only when a shell asks.
+A zsh, fish or PowerShell script from those versions asks in variables of typer's own and must
+be installed again (``--install-completion``).
+
+Importing this module imports only click; the model listing and the file system are touched
+only when a shell asks.
 """
 
 from __future__ import annotations
