@@ -17,7 +17,7 @@ seed AlexNet.
     PYTHONPATH=src python benchmarks/gpu_calibrate.py --out reports/gpu
     PYTHONPATH=src python benchmarks/gpu_calibrate.py --device cpu --quick --out /tmp/cal
 
-Needs only torch, torchvision, rich and typer (no pytest, thop, fvcore or torchstat).
+Needs only torch, torchvision and rich (no click, pytest, thop, fvcore or torchstat).
 """
 
 from __future__ import annotations

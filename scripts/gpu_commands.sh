@@ -6,7 +6,7 @@
 #   DEVICE=cpu OUT=/tmp/x bash scripts/gpu_commands.sh   # dry run of the script itself
 set -u
 cd "$(dirname "$0")/.."
-if [ -d .whl ]; then  # wheels carried to the device (typer, rich ... when missing there)
+if [ -d .whl ]; then  # wheels carried to the device (click, rich ... when missing there)
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
 fi
 export PYTHONPATH=src:/tmp/site PYTHONUNBUFFERED=1

@@ -112,7 +112,7 @@ def test_bad_invocation(argv: list[str], code: int, needle: str, tmp_path: Path,
     assert got == code, (out, err)
     assert needle in err, err
     assert "Traceback" not in out + err
-    assert "cnnprof: error:" in err or "Usage:" in err  # typer's own usage errors
+    assert "cnnprof: error:" in err or "Usage:" in err  # click's own usage errors
 
 
 def test_at_least_25_cases() -> None:

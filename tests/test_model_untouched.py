@@ -183,8 +183,10 @@ def test_interrupt_propagates_and_cli_exits_130(capsys: pytest.CaptureFixture[st
         profile(model, "4")
     code = main([f"{FIXTURES}/robust_models.py:Interrupting", "--input", "4"])
     out, err = capsys.readouterr()
-    assert code == EXIT_INTERRUPTED  # typer turns Ctrl-C into a silent exit 130
+    assert code == EXIT_INTERRUPTED
     assert "Traceback" not in out + err
+    # one line, no blank line before it (click's own main writes one on Ctrl-C)
+    assert err.splitlines()[:1] == ["cnnprof: error: interrupted (the model was left as found)"]
     # stdout is ours again after the interrupted run redirected it
     print("still here")
     assert capsys.readouterr().out == "still here\n"

@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 import cnnprof
 
 #: packages a seed model, a user file or a ``module:factory`` spec must not import on their own
@@ -17,6 +19,11 @@ HEAVY = ("torchvision", "timm", "transformers", "matplotlib", "pandas", "thop", 
          "torchstat")
 #: what the first meta kernel imports (cnnprof.device_choice.meta_started)
 META_START = ("sympy", "torch._dynamo")
+#: argument parsing that cost ~0.3 s per command (issue 21: typer 0.29 coerced option values
+#: through pydantic); the CLI is plain click, and no command may bring them back
+CLI_PARSING = ("typer", "pydantic")
+#: Rich draws the terminal's table; ``-f json`` needs none of it
+JSON_NEEDS_NO = (*CLI_PARSING, "rich")
 
 MODEL_FILE = """
 import torch.nn as nn
@@ -63,7 +70,7 @@ def _run(commands: list[list[str]], cwd: Path, extra_path: Path | None = None) -
             [str(extra_path), *filter(None, [env.get("PYTHONPATH")])])
     src = str(Path(cnnprof.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
-    code = RUNNER.format(heavy=HEAVY + META_START, commands=commands)
+    code = RUNNER.format(heavy=HEAVY + META_START + JSON_NEEDS_NO, commands=commands)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300, cwd=cwd, env=env, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -72,8 +79,9 @@ def _run(commands: list[list[str]], cwd: Path, extra_path: Path | None = None) -
 
 def test_small_specs_import_nothing_heavy_and_count_on_the_cpu(tmp_path: Path) -> None:
     """lenet, a user file and a ``module:factory`` spec in one fresh process: none imports
-    torchvision (nor timm, transformers, ...), none starts the meta device, and each counts
-    what the meta device counts. A spec too big for a quick CPU forward then counts on meta."""
+    torchvision (nor timm, transformers, ..., nor typer, pydantic or Rich), none starts the
+    meta device, and each counts what the meta device counts. A spec too big for a quick CPU
+    forward then counts on meta."""
     (tmp_path / "mynets.py").write_text(MODEL_FILE)
     commands = [["lenet"], ["mynets.py:Net", "--input", "1x28x28"],
                 ["mynets:small", "--input", "16", "--arg", "width=32"],
@@ -105,3 +113,22 @@ def test_a_user_file_that_imports_torchvision_counts_on_meta(tmp_path: Path) -> 
     assert row["device"] == "meta"
     assert "torchvision" in row["loaded"]
     assert row["macs"] == 8 * 4 + 4 * 2
+
+
+@pytest.mark.parametrize("argv", [
+    ["--help"], ["profile", "--help"], ["alexnet", "--help"], ["models", "--help"],
+    ["check", "--help"], ["diff", "--help"], ["crosscheck", "--help"], ["shapes", "--help"],
+    ["inputs", "-h"], ["models"], ["--version"], ["--show-completion", "bash"],
+])
+def test_help_and_listing_import_no_torch_rich_typer_or_pydantic(argv: list[str]) -> None:
+    """``cnnprof --help``, every command's help and ``cnnprof models`` answer from click alone."""
+    watched = {"torch", "torchvision", "rich", *CLI_PARSING}
+    code = (f"import sys; from cnnprof.cli.app import main; code = main({argv!r}); "
+            f"print(code, sorted({{m.split('.')[0] for m in sys.modules}} & {watched!r}))")
+    env = {**os.environ, "COLUMNS": "100",
+           "PYTHONPATH": os.pathsep.join([str(Path(cnnprof.__file__).resolve().parents[1]),
+                                          *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.rstrip().splitlines()[-1] == "0 []", done.stdout[-500:]

@@ -32,36 +32,85 @@ def test_help_lists_debug_version_and_completion(cli: Cli) -> None:
         assert option in out
 
 
-@pytest.mark.parametrize(("shell", "marker"), [
-    ("bash", "complete -o default -F _cnnprof_completion cnnprof"),
-    ("zsh", "#compdef cnnprof"),
-    ("fish", "complete --command cnnprof"),
+# click's scripts (click.shell_completion); the typer versions wrote their own
+@pytest.mark.parametrize(("shell", "marker", "asks"), [
+    ("bash", "-F _cnnprof_completion cnnprof", "=bash_complete"),
+    ("zsh", "#compdef cnnprof", "=zsh_complete"),
+    ("fish", "complete --no-files --command cnnprof", "=fish_complete"),
 ])
-def test_show_completion_prints_the_shells_script(cli: Cli, shell: str, marker: str) -> None:
+def test_show_completion_prints_the_shells_script(cli: Cli, shell: str, marker: str,
+                                                  asks: str) -> None:
     result = cli("--show-completion", shell)
-    assert result.code == 0 and marker in result.out and "_CNNPROF_COMPLETE" in result.out
+    assert result.code == 0 and marker in result.out and "_CNNPROF_COMPLETE" + asks in result.out
+    assert result.out.endswith("\n") and not result.out.endswith("\n\n")
+
+
+def _complete(instruction: str, words: str, cword: int | None = None) -> list[str]:
+    """What a completion script runs on <TAB>: cnnprof's answer, one candidate a line."""
+    env = {**os.environ, "PYTHONPATH": str(SRC), "_CNNPROF_COMPLETE": instruction,
+           "COMP_WORDS": words,
+           "COMP_CWORD": str(len(words.split()) - 1 if cword is None else cword)}
+    out = subprocess.run([sys.executable, "-m", "cnnprof"], env=env, capture_output=True,
+                         text=True, check=False)
+    assert out.returncode == 0 and not out.stderr, out.stderr
+    return out.stdout.split()
 
 
 def test_completion_answers_the_shell() -> None:
-    """What the bash script runs on <TAB>: cnnprof answers with the matching commands."""
-    env = {**os.environ, "PYTHONPATH": str(SRC), "_CNNPROF_COMPLETE": "complete_bash",
-           "COMP_WORDS": "cnnprof mo", "COMP_CWORD": "1"}
-    out = subprocess.run([sys.executable, "-m", "cnnprof"], env=env, capture_output=True,
-                         text=True, check=False)
-    assert out.returncode == 0 and out.stdout.split() == ["models"], out.stderr
+    """What the bash script of the typer versions runs on <TAB> (still installed in some
+    ~/.bash_completions): cnnprof answers with the matching commands, plain words."""
+    assert _complete("complete_bash", "cnnprof mo") == ["models"]
 
 
-def test_unknown_shell_is_a_usage_error(cli: Cli) -> None:
-    result = cli("--show-completion", "tcsh")
-    assert result.code == EXIT_USAGE and "unknown shell 'tcsh'" in result.err
+def test_completion_answers_clicks_bash_script() -> None:
+    """click's bash script: ``type,value`` lines; a command word wins over model names, a
+    first word that names no command completes as MODEL (the static listing: no torch),
+    and options are completed after a model, as for ``cnnprof profile MODEL``."""
+    assert _complete("bash_complete", "cnnprof mo") == ["plain,models"]
+    models = _complete("bash_complete", "cnnprof alexn")
+    assert "plain,alexnet" in models and all(m.startswith("plain,alexn") for m in models)
+    assert "plain,resnet50" in _complete("bash_complete", "cnnprof shapes resn")
+    assert "plain,--input" in _complete("bash_complete", "cnnprof alexnet --inp")
+    assert _complete("bash_complete", "cnnprof --debug alexnet --backw") == ["plain,--backward"]
+    assert _complete("bash_complete", "cnnprof ./no/such") == ["file,./no/such"]  # a file
+    assert _complete("bash_complete", "cnnprof --show-completion z") == ["plain,zsh"]
+    assert _complete("bash_complete", "cnnprof models ", 2) == []
+
+
+@pytest.mark.parametrize(("shell", "script", "rc", "line"), [
+    ("bash", ".bash_completions/cnnprof.sh", ".bashrc",
+     "source '{home}/.bash_completions/cnnprof.sh'"),
+    ("zsh", ".zfunc/_cnnprof", ".zshrc", "fpath+=~/.zfunc; autoload -Uz compinit; compinit"),
+    ("fish", ".config/fish/completions/cnnprof.fish", None, None),
+])
+def test_install_completion_writes_the_script_once(tmp_path: Path, shell: str, script: str,
+                                                   rc: str | None, line: str | None) -> None:
+    """Where the typer versions put it; the start-up file gets its line once, and keeps the
+    bytes it had (not necessarily UTF-8)."""
+    if rc:
+        (tmp_path / rc).write_bytes(b"export NAME=\xe9\n")
+    env = {**os.environ, "PYTHONPATH": str(SRC), "HOME": str(tmp_path)}
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-m", "cnnprof", "--install-completion", shell],
+                             env=env, capture_output=True, text=True, check=False)
+        assert out.returncode == 0, out.stderr
+    path = tmp_path / script
+    assert f"{shell} completion installed in {path}" in out.stdout
+    assert f"={shell}_complete" in path.read_text()
+    if rc and line:
+        text = (tmp_path / rc).read_bytes()
+        assert text.startswith(b"export NAME=\xe9\n")
+        assert text.count(line.format(home=tmp_path).encode()) == 1
 
 
 @pytest.mark.parametrize(("argv", "needle"), [
     (["lenet", "--repeats", "0"], "Invalid value for '--repeats'"),
     (["lenet", "--depth", "-1"], "Invalid value for '--depth'"),
     (["lenet", "extra"], "unexpected extra argument"),
-    (["lenet", "--no-such-option"], "No such option: --no-such-option"),
-    (["models", "--bogus"], "No such option: --bogus"),
+    # click words it "No such option: --x" before 8.2, "No such option '--x'." since
+    (["lenet", "--no-such-option"], "No such option"),
+    (["lenet", "--no-such-option"], "--no-such-option"),
+    (["models", "--bogus"], "--bogus"),
     (["diff"], "Missing argument 'OLD'"),
 ])
 def test_click_usage_errors_are_one_line(cli: Cli, argv: list[str], needle: str) -> None:

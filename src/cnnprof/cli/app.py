@@ -1,6 +1,8 @@
 """Entry point. ``cnnprof MODEL ...`` profiles (no subcommand word); other words are commands.
 
-Torch is imported only inside commands, so ``cnnprof --help`` stays fast.
+The commands are module-level click commands (``cli/profile.py`` ...), added to the group
+here, in one place (``COMMANDS``). Their modules import only click at the top and torch only
+inside the command, so ``cnnprof --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -8,9 +10,12 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from typing import TYPE_CHECKING
 
-import typer
+import click
 
+from cnnprof.cli import check, crosscheck, diff, inputs_cmd, models, profile, shapes
+from cnnprof.cli.completion import COMPLETE_VAR, shells
 from cnnprof.cli.state import DEBUG, debug_enabled
 from cnnprof.console_encoding import make_streams_safe
 from cnnprof.errors import (
@@ -22,108 +27,118 @@ from cnnprof.errors import (
 )
 from cnnprof.guard import UserCodeExit, describe_exit
 
-app = typer.Typer(
-    name="cnnprof",
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
+
+class Group(click.Group):
+    """cnnprof's command group: commands listed in the order they were added (click would
+    sort them), and a first word that names no command completed as ``cnnprof MODEL``."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+    def invoke(self, ctx: click.Context) -> object:
+        # Ctrl-C in a command: click's Abort, without the blank line click's main writes to
+        # stderr first (the error stays the one line _run writes, as under typer)
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise click.exceptions.Abort() from exc
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        items = super().shell_complete(ctx, incomplete)
+        if not items and incomplete and not incomplete.startswith("-"):
+            from cnnprof.cli.completion import complete_model
+
+            items = complete_model(ctx, None, incomplete)
+        return items
+
+
+def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from cnnprof import __version__
+
+    click.echo(f"cnnprof {__version__}")
+    ctx.exit()
+
+
+def _show_completion(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from cnnprof.cli import completion
+
+    click.echo(completion.script(ctx.command, completion.check_shell(value)))
+    ctx.exit()
+
+
+def _install_completion(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from cnnprof.cli import completion
+
+    shell = completion.check_shell(value)
+    path = completion.install(ctx.command, shell)
+    click.echo(f"{shell} completion installed in {path}; open a new shell to use it")
+    ctx.exit()
+
+
+def _complete_shell(_ctx: click.Context, _param: click.Parameter,
+                    incomplete: str) -> list[str]:
+    return [name for name in shells() if name.startswith(incomplete)]
+
+
+_SHELLS = ", ".join(name for name in shells() if name != "pwsh")
+
+
+@click.group(
+    "cnnprof", cls=Group,
     help=(
         "Per-layer shapes, parameters, MACs/FLOPs, memory and timings of PyTorch models.\n\n"
         "Profile a model:  cnnprof MODEL [--input 3x224x224] [OPTIONS]   "
         "(see: cnnprof profile --help)"
     ),
-    # typer's own completion options guess the shell (and ignore `--show-completion zsh`);
-    # ours take it by name: see _options
-    add_completion=False,
     no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    rich_markup_mode=None,
+    # inherited by every command's context: -h everywhere, and [default: ...] in their help
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
 )
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version,
+              help="Print cnnprof's version and exit.")
+# --debug is taken out of argv by main() (so it works after the command word too); it is
+# declared here only to appear in --help
+@click.option("--debug", is_flag=True, expose_value=False,
+              help="Show the Python traceback of an error (accepted anywhere on the command "
+                   "line).")
+@click.option("--show-completion", metavar="SHELL", expose_value=False, is_eager=True,
+              callback=_show_completion, shell_complete=_complete_shell,
+              help=f"Print the completion script for SHELL ({_SHELLS}).")
+@click.option("--install-completion", metavar="SHELL", expose_value=False, is_eager=True,
+              callback=_install_completion, shell_complete=_complete_shell,
+              help=f"Install completion for SHELL ({_SHELLS}).")
+def app() -> None:
+    """The group itself does nothing: its options act in their callbacks."""
 
 
-# click's exception classes, wherever this typer takes click from (newer typers vendor it as
-# typer._click): found through the public typer.BadParameter's bases
-_CLICK_ERROR: type[Exception] = next(
-    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
-_NO_ARGS_IS_HELP: type[Exception] = getattr(
-    sys.modules[_CLICK_ERROR.__module__], "NoArgsIsHelpError", type("_Never", (Exception,), {}))
+#: every command, in the order ``cnnprof --help`` lists them: the one place they are added
+COMMANDS: tuple[click.Command, ...] = (
+    profile.profile_cmd, models.models_cmd, check.check_cmd, diff.diff_cmd,
+    crosscheck.crosscheck_cmd, shapes.shapes_cmd, inputs_cmd.inputs_cmd,
+)
+for _command in COMMANDS:
+    app.add_command(_command)
 
 
-#: the environment variable a completion script sets when it asks cnnprof for candidates
-COMPLETE_VAR = "_CNNPROF_COMPLETE"
-SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
-
-
-def _version(value: bool) -> None:
-    if value:
-        from cnnprof import __version__
-
-        typer.echo(f"cnnprof {__version__}")
-        raise typer.Exit()
-
-
-def _shell(value: str) -> str:
-    name = value.strip().lower()
-    if name not in SHELLS:
-        raise typer.BadParameter(f"unknown shell {value!r}; choose from {', '.join(SHELLS)}")
-    return name
-
-
-def _show_completion(value: str | None) -> None:
-    if value:
-        from typer._completion_shared import get_completion_script
-
-        typer.echo(get_completion_script(prog_name="cnnprof", complete_var=COMPLETE_VAR,
-                                         shell=_shell(value)))
-        raise typer.Exit()
-
-
-def _install_completion(value: str | None) -> None:
-    if value:
-        from typer._completion_shared import install
-
-        shell, path = install(shell=_shell(value), prog_name="cnnprof",
-                              complete_var=COMPLETE_VAR)
-        typer.echo(f"{shell} completion installed in {path}; open a new shell to use it")
-        raise typer.Exit()
-
-
-@app.callback()
-def _options(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print cnnprof's version and exit."),
-    debug: bool = typer.Option(False, "--debug", help="Show the Python traceback of an error "
-                               "(accepted anywhere on the command line)."),
-    show_completion: str = typer.Option(
-        None, "--show-completion", metavar="SHELL", callback=_show_completion, is_eager=True,
-        help="Print the completion script for SHELL (bash, zsh, fish, powershell)."),
-    install_completion: str = typer.Option(
-        None, "--install-completion", metavar="SHELL", callback=_install_completion,
-        is_eager=True, help="Install completion for SHELL (bash, zsh, fish, powershell)."),
-) -> None:
-    # --debug is taken out of argv by main() (so it works after the command word too); it is
-    # declared here only to appear in --help
-    del version, debug, show_completion, install_completion
-
-
-def _register() -> None:
-    # every command module imports only typer at the top: registering them all is cheap.
-    # The order is the order `cnnprof --help` lists them in.
-    from cnnprof.cli import check, crosscheck, diff, inputs_cmd, models, profile, shapes
-
-    for module in (profile, models, check, diff, crosscheck, shapes, inputs_cmd):
-        module.register(app)
-
-
-_register()
-
-
-def command_names() -> set[str]:
-    # from the registrations, not typer.main.get_group(app): building the click group here
-    # would be done again by app() itself, on every run (about 40 ms)
-    return {info.name for info in app.registered_commands if info.name}
+def command_line(args: list[str]) -> list[str]:
+    """``cnnprof MODEL ...`` is ``cnnprof profile MODEL ...``: a first word that is neither
+    an option nor a command names a model."""
+    if args and not args[0].startswith("-") and args[0] not in app.commands:
+        return ["profile", *args]
+    return args
 
 
 def error(message: str) -> None:
-    typer.echo(f"cnnprof: error: {message}", err=True)
+    click.echo(f"cnnprof: error: {message}", err=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     """
     make_streams_safe()  # an ASCII terminal gets ASCII spellings, not UnicodeEncodeError
     if os.environ.get(COMPLETE_VAR):  # a completion script asking for candidates
-        code = _complete(os.environ[COMPLETE_VAR])
+        from cnnprof.cli.completion import answer
+
+        code = answer(app, os.environ[COMPLETE_VAR],
+                      lambda words: command_line([w for w in words if w != "--debug"]))
         if argv is None:
             sys.exit(code)
         return code
@@ -158,23 +176,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: list[str]) -> int:
     """The command's exit code: the one place an outcome becomes a code."""
-    if args and not args[0].startswith("-") and args[0] not in command_names():
-        args = ["profile", *args]
+    if not args:  # bare `cnnprof`: the help, on stderr, as a usage error
+        context = click.Context(app, info_name="cnnprof", **app.context_settings)
+        click.echo(context.get_help(), err=True)
+        return EXIT_USAGE
     code = 0
     try:
-        result = app(args=args, prog_name="cnnprof", standalone_mode=False)
+        result = app.main(args=command_line(args), prog_name="cnnprof", standalone_mode=False)
         code = result if isinstance(result, int) else 0
-        if code == EXIT_INTERRUPTED:  # typer returns Ctrl-C as a silent 130; say so
-            error("interrupted (the model was left as found)")
-    except _NO_ARGS_IS_HELP as exc:  # bare `cnnprof`: help, as before
-        ctx = getattr(exc, "ctx", None)
-        typer.echo(ctx.get_help() if ctx is not None else str(exc), err=True)
-        code = EXIT_USAGE
-    except _CLICK_ERROR as exc:  # click's own usage errors: one line
+    except click.ClickException as exc:  # click's own usage errors: one line
         hint = _try_help(exc)
-        error(exc.format_message() + (f" ({hint})" if hint else ""))  # type: ignore[attr-defined]
-        code = getattr(exc, "exit_code", EXIT_USAGE) or EXIT_USAGE
-    except typer.Abort:  # click's form of Ctrl-C
+        error(exc.format_message() + (f" ({hint})" if hint else ""))
+        code = exc.exit_code or EXIT_USAGE
+    except click.exceptions.Abort:  # click's form of Ctrl-C (and of EOF on stdin)
         error("interrupted (the model was left as found)")
         code = EXIT_INTERRUPTED
     except CnnprofError as exc:
@@ -206,26 +220,13 @@ def _run(args: list[str]) -> int:
     return code
 
 
-def _complete(instruction: str) -> int:
-    """Answer a completion script (``complete_bash`` ...): the candidates for the words it
-    passes in its own variables, in typer's formats for bash, zsh, fish and powershell."""
-    import typer.main
-    from typer._completion_classes import completion_init
-    from typer.completion import shell_complete
-
-    completion_init()
-    return shell_complete(typer.main.get_command(app), {}, "cnnprof", COMPLETE_VAR, instruction)
-
-
 def _print_debug(exc: BaseException) -> None:
     if debug_enabled():
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
 
 
-def _try_help(exc: Exception) -> str | None:
+def _try_help(exc: click.ClickException) -> str | None:
     ctx = getattr(exc, "ctx", None)
     if ctx is None:
         return None
     return f"see: {ctx.command_path} --help"
-
-

@@ -5,52 +5,50 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import typer
+import click
+
+from cnnprof.cli.params import argument, command
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("check", context_settings={"help_option_names": ["-h", "--help"]})
-    def check_cmd(
-        targets: list[str] = typer.Argument(
-            None, metavar="FILE_OR_MODELS",
-            help="Budget TOML file (default: [tool.cnnprof] in ./pyproject.toml); "
-                 "with --init, the models to write a budget for."),
-        init: bool = typer.Option(False, "--init", help="Write a starter budget for MODEL... "
-                                  "from their current values instead of checking."),
-        headroom: str = typer.Option("10%", "--headroom", help="With --init: room above "
-                                     "today's values, e.g. 10%."),
-        input_: list[str] = typer.Option(None, "--input", "-i", metavar="SPEC",
-                                         help="With --init: per-sample input shape "
-                                              "(default: each model's own)."),
-        batch: str = typer.Option("1", "--batch", "-b", help="With --init: batch size."),
-        device: str = typer.Option("meta", "--device", "-d", help="With --init: cpu or cuda "
-                                   "adds a max_latency measured there."),
-        fmt: str = typer.Option("table", "--format", "-f",
-                                help="table, json, junit or github (::error annotations)."),
-        output: Path = typer.Option(None, "--output", "-o", help="Write the result (or the "
-                                    "--init budget) to FILE instead of stdout."),
-        width: int = typer.Option(None, "--width", help="Table width."),
-    ) -> None:
-        """Check models against a budget: exit 0 when every limit holds, 1 when any is
-        exceeded (or a model fails), 2 when the budget file is malformed."""
-        from cnnprof.cli.output import check_writable
-        from cnnprof.errors import UsageError
-        from cnnprof.render.budget import CHECK_FORMATS
+@command("check")
+@argument("targets", metavar="FILE_OR_MODELS", nargs=-1,
+          help="Budget TOML file (default: [tool.cnnprof] in ./pyproject.toml); with --init, "
+               "the models to write a budget for.")
+@click.option("--init", is_flag=True, help="Write a starter budget for MODEL... from their "
+              "current values instead of checking.")
+@click.option("--headroom", default="10%", help="With --init: room above today's values, e.g. "
+              "10%.")
+@click.option("--input", "-i", "input_", multiple=True, metavar="SPEC",
+              help="With --init: per-sample input shape (default: each model's own).")
+@click.option("--batch", "-b", default="1", help="With --init: batch size.")
+@click.option("--device", "-d", default="meta", help="With --init: cpu or cuda adds a "
+              "max_latency measured there.")
+@click.option("--format", "-f", "fmt", default="table",
+              help="table, json, junit or github (::error annotations).")
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write the result (or the "
+              "--init budget) to FILE instead of stdout.")
+@click.option("--width", type=int, help="Table width.")
+def check_cmd(targets: tuple[str, ...], init: bool, headroom: str, input_: tuple[str, ...],
+              batch: str, device: str, fmt: str, output: Path | None,
+              width: int | None) -> int:
+    """Check models against a budget: exit 0 when every limit holds, 1 when any is
+    exceeded (or a model fails), 2 when the budget file is malformed."""
+    from cnnprof.cli.output import check_writable
+    from cnnprof.errors import UsageError
+    from cnnprof.render.budget import CHECK_FORMATS
 
-        if output is not None:  # before any model runs; a late OSError would exit 1, "over budget"
-            check_writable(output)
-        if init:
-            _init(targets or [], headroom, input_ or [], batch, device, output)
-            return
-        name = fmt.lower()
-        if name not in CHECK_FORMATS:
-            raise UsageError(f"unknown --format {fmt!r}", hint=f"known: {', '.join(CHECK_FORMATS)}")
-        if targets and len(targets) > 1:
-            raise UsageError("check takes one budget file",
-                             hint="to write a budget for models: cnnprof check --init MODEL...")
-        code = _check(targets[0] if targets else None, name, output, width)
-        if code:
-            raise typer.Exit(code)
+    if output is not None:  # before any model runs; a late OSError would exit 1, "over budget"
+        check_writable(output)
+    if init:
+        _init(list(targets), headroom, list(input_), batch, device, output)
+        return 0
+    name = fmt.lower()
+    if name not in CHECK_FORMATS:
+        raise UsageError(f"unknown --format {fmt!r}", hint=f"known: {', '.join(CHECK_FORMATS)}")
+    if len(targets) > 1:
+        raise UsageError("check takes one budget file",
+                         hint="to write a budget for models: cnnprof check --init MODEL...")
+    return _check(targets[0] if targets else None, name, output, width)  # main exits with it
 
 
 def _check(path: str | None, fmt: str, output: Path | None, width: int | None) -> int:
@@ -66,7 +64,7 @@ def _check(path: str | None, fmt: str, output: Path | None, width: int | None) -
                       if err.is_terminal else None)
     if output is not None:
         write_output(output, render_rows(rows, fmt, spec.path, width))
-        typer.echo(summary(rows), err=True)
+        click.echo(summary(rows), err=True)
     elif fmt == "table":
         console = make_console(width)
         console.print(build_table(rows, f"cnnprof budget · {spec.path}"))
@@ -105,4 +103,4 @@ def _init(models: list[str], headroom_text: str, inputs: list[str], batch_text: 
         sys.stdout.write(text)
         return
     write_output(output, text)
-    typer.echo(f"wrote {output}", err=True)
+    click.echo(f"wrote {output}", err=True)

@@ -6,50 +6,51 @@ import json
 import sys
 from typing import Any
 
-import typer
+import click
+
+from cnnprof.cli.completion import complete_model
+from cnnprof.cli.params import argument, command
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("crosscheck")
-    def crosscheck(
-        model: str = typer.Argument(..., metavar="MODEL", help="A zoo name or file.py:Class."),
-        input_: list[str] = typer.Option(
-            None, "--input", "-i", metavar="SPEC",
-            help="Per-sample input shape (default: the zoo entry's). Repeatable."),
-        batch: str = typer.Option("1", "--batch", "-b", help="Batch size."),
-        arg: list[str] = typer.Option(None, "--arg", "-a", metavar="KEY=VALUE",
-                                      help="Constructor argument, repeatable."),
-        tools: str = typer.Option("thop,fvcore,torchstat", "--tools",
-                                  help="Comma-separated peers to run."),
-        fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
-        show_all: bool = typer.Option(False, "--all", help="List agreeing layers too."),
-        width: int = typer.Option(None, "--width", help="Table width."),
-    ) -> None:
-        """Count MODEL with thop, fvcore and torchstat's per-module functions (CPU, real
-        tensors, each on a copy of the model) and with cnnprof; show the totals side by side
-        and, per layer, where they disagree and why (convention, op unseen by module hooks,
-        unsupported op)."""
-        from cnnprof.errors import UsageError
-        from cnnprof.inputs import parse_batch, parse_input_spec
-        from cnnprof.zoo.user import parse_args
+@command("crosscheck")
+@argument("model", metavar="MODEL", shell_complete=complete_model,
+          help="A zoo name or file.py:Class.")
+@click.option("--input", "-i", "input_", multiple=True, metavar="SPEC",
+              help="Per-sample input shape (default: the zoo entry's). Repeatable.")
+@click.option("--batch", "-b", default="1", help="Batch size.")
+@click.option("--arg", "-a", multiple=True, metavar="KEY=VALUE",
+              help="Constructor argument, repeatable.")
+@click.option("--tools", default="thop,fvcore,torchstat", help="Comma-separated peers to run.")
+@click.option("--format", "-f", "fmt", default="table", help="table or json.")
+@click.option("--all", "show_all", is_flag=True, help="List agreeing layers too.")
+@click.option("--width", type=int, help="Table width.")
+def crosscheck_cmd(model: str, input_: tuple[str, ...], batch: str, arg: tuple[str, ...],
+                   tools: str, fmt: str, show_all: bool, width: int | None) -> None:
+    """Count MODEL with thop, fvcore and torchstat's per-module functions (CPU, real
+    tensors, each on a copy of the model) and with cnnprof; show the totals side by side
+    and, per layer, where they disagree and why (convention, op unseen by module hooks,
+    unsupported op)."""
+    from cnnprof.errors import UsageError
+    from cnnprof.inputs import parse_batch, parse_input_spec
+    from cnnprof.zoo.user import parse_args
 
-        specs = [parse_input_spec(s) for s in (input_ or [])]
-        batch_size = parse_batch(batch)
-        kwargs = parse_args(arg or [])
-        chosen = tuple(t.strip() for t in tools.split(",") if t.strip())
-        unknown = [t for t in chosen if t not in ("thop", "fvcore", "torchstat")]
-        if unknown:
-            raise UsageError(f"unknown --tools {', '.join(unknown)}",
-                             hint="choose from thop, fvcore, torchstat")
-        if fmt not in ("table", "json"):
-            raise UsageError(f"unknown --format {fmt!r}", hint="table or json")
-        result = run(model, [str(s) for s in specs], batch_size, kwargs, chosen)
-        if fmt == "json":
-            sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
-            return
-        from cnnprof.render.console import make_console
+    specs = [parse_input_spec(s) for s in input_]
+    batch_size = parse_batch(batch)
+    kwargs = parse_args(list(arg))
+    chosen = tuple(t.strip() for t in tools.split(",") if t.strip())
+    unknown = [t for t in chosen if t not in ("thop", "fvcore", "torchstat")]
+    if unknown:
+        raise UsageError(f"unknown --tools {', '.join(unknown)}",
+                         hint="choose from thop, fvcore, torchstat")
+    if fmt not in ("table", "json"):
+        raise UsageError(f"unknown --format {fmt!r}", hint="table or json")
+    result = run(model, [str(s) for s in specs], batch_size, kwargs, chosen)
+    if fmt == "json":
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+        return
+    from cnnprof.render.console import make_console
 
-        print_comparison(result, make_console(width), show_all=show_all)
+    print_comparison(result, make_console(width), show_all=show_all)
 
 
 def run(model: str, inputs: list[str], batch: int, kwargs: dict[str, Any],

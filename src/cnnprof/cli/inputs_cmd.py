@@ -5,60 +5,61 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import typer
+import click
+
+from cnnprof.cli.completion import complete_model
+from cnnprof.cli.params import Integer, Number, argument, command
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("inputs", context_settings={"help_option_names": ["-h", "--help"]})
-    def inputs_cmd(
-        model: str = typer.Argument(..., metavar="MODEL", help="As for profile: alexnet, "
-                                    "file.py:Class, package.module:factory, timm:NAME."),
-        input_: list[str] = typer.Option(
-            None, "--input", "-i", metavar="SPEC",
-            help="Per-sample input whose spatial sizes are varied (all dimensions after the "
-                 "first; a 1-D spec varies its only dimension). Default: the zoo entry's."),
-        batch: str = typer.Option("1", "--batch", "-b", help="Batch size."),
-        dtype: str = typer.Option(None, "--dtype", help="Floating dtype of model and inputs."),
-        arg: list[str] = typer.Option(None, "--arg", "-a", metavar="KEY=VALUE",
-                                      help="Constructor argument, repeatable."),
-        mode: str = typer.Option("eval", "--mode", help="eval (default) or train."),
-        min_size: int = typer.Option(1, "--min", min=1, help="Smallest size tried."),
-        max_size: int = typer.Option(512, "--max", min=1, max=16384,
-                                     help="Largest size tried."),
-        exhaustive: bool = typer.Option(False, "--exhaustive", help="Run every size instead "
-                                        "of sampling and bisecting the boundaries."),
-        budget: float = typer.Option(60.0, "--budget", min=0.1, help="Stop probing after this "
-                                     "many seconds (the answer says what was not probed)."),
-        fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
-    ) -> None:
-        """Which input sizes MODEL accepts (probed on the meta device: fast, no memory),
-        the smallest, and the output shape at each."""
-        from cnnprof.errors import UsageError
-        from cnnprof.inputs import parse_batch, parse_dtype, parse_input_spec
-        from cnnprof.zoo.user import parse_args
+@command("inputs")
+@argument("model", metavar="MODEL", shell_complete=complete_model,
+          help="As for profile: alexnet, file.py:Class, package.module:factory, timm:NAME.")
+@click.option("--input", "-i", "input_", multiple=True, metavar="SPEC",
+              help="Per-sample input whose spatial sizes are varied (all dimensions after the "
+                   "first; a 1-D spec varies its only dimension). Default: the zoo entry's.")
+@click.option("--batch", "-b", default="1", help="Batch size.")
+@click.option("--dtype", help="Floating dtype of model and inputs.")
+@click.option("--arg", "-a", multiple=True, metavar="KEY=VALUE",
+              help="Constructor argument, repeatable.")
+@click.option("--mode", default="eval", help="eval (default) or train.")
+@click.option("--min", "min_size", type=Integer(min=1), default=1, help="Smallest size tried.")
+@click.option("--max", "max_size", type=Integer(min=1, max=16384), default=512,
+              help="Largest size tried.")
+@click.option("--exhaustive", is_flag=True, help="Run every size instead of sampling and "
+              "bisecting the boundaries.")
+@click.option("--budget", type=Number(min=0.1), default=60.0, help="Stop probing after this many "
+              "seconds (the answer says what was not probed).")
+@click.option("--format", "-f", "fmt", default="table", help="table or json.")
+def inputs_cmd(model: str, input_: tuple[str, ...], batch: str, dtype: str | None,
+               arg: tuple[str, ...], mode: str, min_size: int, max_size: int, exhaustive: bool,
+               budget: float, fmt: str) -> int:
+    """Which input sizes MODEL accepts (probed on the meta device: fast, no memory),
+    the smallest, and the output shape at each."""
+    from cnnprof.errors import UsageError
+    from cnnprof.inputs import parse_batch, parse_dtype, parse_input_spec
+    from cnnprof.zoo.user import parse_args
 
-        if fmt not in ("table", "json"):
-            raise UsageError(f"unknown --format {fmt!r}", hint="known: json, table")
-        if min_size > max_size:
-            raise UsageError(f"--min {min_size} is larger than --max {max_size}")
-        specs = [parse_input_spec(s) for s in (input_ or [])]
-        batch_size = parse_batch(batch)
-        if dtype:
-            parse_dtype(dtype)
-        kwargs = parse_args(arg or [])
+    if fmt not in ("table", "json"):
+        raise UsageError(f"unknown --format {fmt!r}", hint="known: json, table")
+    if min_size > max_size:
+        raise UsageError(f"--min {min_size} is larger than --max {max_size}")
+    specs = [parse_input_spec(s) for s in input_]
+    batch_size = parse_batch(batch)
+    if dtype:
+        parse_dtype(dtype)
+    kwargs = parse_args(list(arg))
 
-        from cnnprof.inspect_inputs import scan_model
+    from cnnprof.inspect_inputs import scan_model
 
-        scan, class_name = scan_model(model, specs or None, batch=batch_size, dtype=dtype,
-                                      model_args=kwargs, mode=mode, lo=min_size, hi=max_size,
-                                      exhaustive=exhaustive, budget_s=budget)
-        data = scan_json(scan, model, class_name, batch_size)
-        if fmt == "json":
-            typer.echo(json.dumps(data, indent=2))
-        else:
-            typer.echo(scan_text(data))
-        if not data["accepted"]:
-            raise typer.Exit(1)
+    scan, class_name = scan_model(model, specs or None, batch=batch_size, dtype=dtype,
+                                  model_args=kwargs, mode=mode, lo=min_size, hi=max_size,
+                                  exhaustive=exhaustive, budget_s=budget)
+    data = scan_json(scan, model, class_name, batch_size)
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(scan_text(data))
+    return 0 if data["accepted"] else 1  # no size runs: exit 1 (main exits with it)
 
 
 def scan_json(scan: Any, spec: str, class_name: str, batch: int) -> dict[str, Any]:

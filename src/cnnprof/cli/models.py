@@ -7,7 +7,9 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-import typer
+import click
+
+from cnnprof.cli.params import Integer, command
 
 FORMATS = ("table", "json")
 #: the Description column's narrowest width before Source and Task make way for it
@@ -15,43 +17,39 @@ MIN_DESCRIPTION_WIDTH = 30
 GAP = "   "
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("models")
-    def models(
-        filter_text: str = typer.Option(None, "--filter",
-                                        help="Only models whose name, source or task "
-                                             "contains TEXT."),
-        fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
-        width: int = typer.Option(None, "--width", min=20,
-                                  help="Table width (default: the terminal's)."),
-    ) -> None:
-        """List the models the zoo can build, with their default inputs.
+@command("models")
+@click.option("--filter", "filter_text",
+              help="Only models whose name, source or task contains TEXT.")
+@click.option("--format", "-f", "fmt", default="table", help="table or json.")
+@click.option("--width", type=Integer(min=20), help="Table width (default: the terminal's).")
+def models_cmd(filter_text: str | None, fmt: str, width: int | None) -> None:
+    """List the models the zoo can build, with their default inputs.
 
-        Also accepted as MODEL: timm:NAME (timm models), hf:MODEL_TYPE, hf:DIR, hf:ORG/NAME
-        (Hugging Face configs, offline; --filter hf lists examples), path/to/file.py:Class
-        and package.module:factory (your own models, with --arg key=value).
-        """
-        import json
+    Also accepted as MODEL: timm:NAME (timm models), hf:MODEL_TYPE, hf:DIR, hf:ORG/NAME
+    (Hugging Face configs, offline; --filter hf lists examples), path/to/file.py:Class
+    and package.module:factory (your own models, with --arg key=value).
+    """
+    import json
 
-        from cnnprof.errors import UsageError
-        from cnnprof.listing import list_models
+    from cnnprof.errors import UsageError
+    from cnnprof.listing import list_models
 
-        if fmt.lower() not in FORMATS:
-            raise UsageError(f"unknown --format {fmt!r}", hint="table or json")
-        rows = list_models(filter_text)
-        if fmt.lower() == "json":
-            typer.echo(json.dumps([r.__dict__ for r in rows], indent=2))
-            return
-        from cnnprof.render.console import terminal_width
+    if fmt.lower() not in FORMATS:
+        raise UsageError(f"unknown --format {fmt!r}", hint="table or json")
+    rows = list_models(filter_text)
+    if fmt.lower() == "json":
+        click.echo(json.dumps([r.__dict__ for r in rows], indent=2))
+        return
+    from cnnprof.render.console import terminal_width
 
-        columns = terminal_width(width)
-        more = ("also timm:NAME, hf:MODEL_TYPE|DIR|ORG/NAME (--filter hf), "
-                "file.py:Class, package.module:factory")
-        if rows:
-            typer.echo(format_models(rows, columns))
-        summary = (f"{len(rows)} models; {more}" if rows else
-                   f"no model matches {filter_text!r}; {more}")
-        typer.echo("\n".join(textwrap.wrap(summary, columns, break_long_words=False)))
+    columns = terminal_width(width)
+    more = ("also timm:NAME, hf:MODEL_TYPE|DIR|ORG/NAME (--filter hf), "
+            "file.py:Class, package.module:factory")
+    if rows:
+        click.echo(format_models(rows, columns))
+    summary = (f"{len(rows)} models; {more}" if rows else
+               f"no model matches {filter_text!r}; {more}")
+    click.echo("\n".join(textwrap.wrap(summary, columns, break_long_words=False)))
 
 
 def format_models(rows: Sequence[Any], width: int) -> str:

@@ -9,179 +9,178 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import typer
+import click
+
+from cnnprof.cli.completion import complete_model
+from cnnprof.cli.params import Integer, argument, command
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("profile", context_settings={"help_option_names": ["-h", "--help"]})
-    def profile_cmd(
-        model: str = typer.Argument(
-            ..., metavar="MODEL",
-            help="alexnet | timm:NAME | hf:MODEL_TYPE, hf:DIR or hf:ORG/NAME (a Hugging Face "
-                 "config, offline) | path/to/file.py:ClassOrFactory | package.module:factory "
-                 "(list: cnnprof models)"),
-        input_: list[str] = typer.Option(
-            None, "--input", "-i", metavar="SPEC",
-            help="Per-sample input shape, e.g. 3x224x224; SPEC:DTYPE for one input (16:int64); "
-                 "NAME=SPEC passes it as a keyword (input_ids=128:int64). Repeat for several "
-                 "inputs. Default: the zoo entry's input."),
-        batch: str = typer.Option("1", "--batch", "-b", help="Batch size prepended to every "
-                                  "input; with --time a list (1,8,32) adds a sweep."),
-        dtype: str = typer.Option(None, "--dtype", help="Floating dtype of model and inputs: "
-                                  "float32, float16, bfloat16, float64."),
-        device: str = typer.Option("auto", "--device", "-d", help="auto (default: meta, or the "
-                                   "CPU for a small model when that is faster; see "
-                                   "docs/performance.md), meta (count without memory), cpu "
-                                   "or cuda[:N]."),
-        depth: int = typer.Option(None, "--depth", min=0, help="Fold layers deeper than N "
-                                  "into their parents (table only)."),
-        fmt: str = typer.Option(None, "--format", "-f", help="table (default) or json; others "
-                                "by name (csv, markdown, html) where available."),
-        output: Path = typer.Option(None, "--output", "-o", help="Write to FILE; format from "
-                                    "its suffix (.json, .txt, ...) unless --format is given."),
-        arg: list[str] = typer.Option(None, "--arg", "-a", metavar="KEY=VALUE",
-                                      help="Constructor argument (literal-evaluated), repeatable."),
-        columns: str = typer.Option(None, "--columns", "-c", help="Preset (default, shapes, bytes, "
-                                    "all, ...) or comma-separated column keys."),
-        mode: str = typer.Option("eval", "--mode", help="eval (default) or train."),
-        backward: bool = typer.Option(False, "--backward", help="Also count a backward pass "
-                                      "(gradients of parameters and activations) per layer; "
-                                      "shown in the bwd_macs/bwd_flops columns (--columns all)."),
-        width: int = typer.Option(None, "--width", help="Table width (default: the terminal's)."),
-        plot: Path = typer.Option(None, "--plot", metavar="FILE", help="Also write the "
-                                  "per-layer chart (MACs, params, memory, time) to FILE "
-                                  "(.png, .svg or .pdf)."),
-        weights: Path = typer.Option(None, "--weights", metavar="FILE", help="State dict to "
-                                     "load (torch.save(model.state_dict())); checked against "
-                                     "the model, loaded on cpu/cuda. Plain tensors only."),
-        decode: int = typer.Option(None, "--decode", min=0, metavar="N", help="Count ONE "
-                                   "decoding step of a causal LM whose KV cache holds N tokens "
-                                   "(hf: models; docs/huggingface.md)."),
-        # --- timing (--time; see docs/timing.md and cnnprof.timing.cli) ----------------------
-        time_: bool = typer.Option(False, "--time", help="Also time every layer on --device "
-                                   "(cpu or cuda; auto: the GPU if there is one, else the "
-                                   "CPU): medians, self times, memory, roofline."),
-        warmup: int = typer.Option(None, "--warmup", min=0, help="Untimed iterations first "
-                                   "(default 10 on CUDA, 2 on CPU)."),
-        repeats: int = typer.Option(None, "--repeats", min=1, help="Timed iterations "
-                                    "(default 50 on CUDA, 10 on CPU)."),
-        kernels: bool = typer.Option(False, "--kernels", help="List the kernels each layer "
-                                     "launched (torch.profiler); implies --time."),
-        channels_last: bool = typer.Option(False, "--channels-last",
-                                           help="Time with channels_last memory format."),
-        peak_tflops: float = typer.Option(None, "--peak-tflops", help="Compute roof for the "
-                                          "roofline (default: the known GPU's, per dtype)."),
-        peak_gbps: float = typer.Option(None, "--peak-gbps", help="Memory roof in GB/s."),
-        graphs: bool = typer.Option(False, "--graphs", help="CUDA only: per-layer times from "
-                                    "timing marks inside a replayed CUDA graph of the whole "
-                                    "forward (no launch gaps; eager figures kept too); "
-                                    "implies --time."),
-        # --- end timing options --------------------------------------------------------------
-        train_memory: bool = typer.Option(False, "--train-memory", help="Also simulate one "
-                                          "steady-state training step on fake tensors: peak "
-                                          "memory, when it happens, its parts, per-layer "
-                                          "bytes saved for backward (docs/memory.md)."),
-        optimizer: str = typer.Option("adamw", "--optimizer", help="With --train-memory: sgd, "
-                                      "sgd-momentum, adam, adamw (default), adam-amsgrad, "
-                                      "adamax, nadam, radam, rmsprop, adagrad, adadelta."),
-        amp: str = typer.Option(None, "--amp", help="With --train-memory: autocast to bf16 or "
-                                "fp16 (parameters stay in their dtype)."),
-        fit: str = typer.Option(None, "--fit", metavar="SIZE", help="The largest batch whose "
-                                "training step peak fits SIZE (24GB, 80GiB); implies "
-                                "--train-memory."),
-    ) -> None:
-        """Profile MODEL: per-layer shapes, params, MACs and FLOPs (use it without the word
-        'profile': cnnprof alexnet --input 3x224x224)."""
-        from cnnprof.errors import ModelFailedError
-        from cnnprof.guard import Captured
-        from cnnprof.inputs import parse_dtype, parse_input_spec
-        from cnnprof.render.formats import RenderOptions, format_for, render
-        from cnnprof.zoo.user import parse_args
+@command("profile")
+@argument("model", metavar="MODEL", shell_complete=complete_model,
+          help="alexnet | timm:NAME | hf:MODEL_TYPE, hf:DIR or hf:ORG/NAME (a Hugging Face "
+               "config, offline) | path/to/file.py:ClassOrFactory | package.module:factory "
+               "(list: cnnprof models)")
+@click.option("--input", "-i", "input_", multiple=True, metavar="SPEC",
+              help="Per-sample input shape, e.g. 3x224x224; SPEC:DTYPE for one input (16:int64); "
+                   "NAME=SPEC passes it as a keyword (input_ids=128:int64). Repeat for several "
+                   "inputs. Default: the zoo entry's input.")
+@click.option("--batch", "-b", default="1", help="Batch size prepended to every input; with "
+              "--time a list (1,8,32) adds a sweep.")
+@click.option("--dtype", help="Floating dtype of model and inputs: float32, float16, bfloat16, "
+              "float64.")
+@click.option("--device", "-d", default="auto", help="auto (default: meta, or the CPU for a small "
+              "model when that is faster; see docs/performance.md), meta (count without "
+              "memory), cpu or cuda[:N].")
+@click.option("--depth", type=Integer(min=0), help="Fold layers deeper than N into their parents "
+              "(table only).")
+@click.option("--format", "-f", "fmt", help="table (default) or json; others by name (csv, "
+              "markdown, html) where available.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write to FILE; format from "
+              "its suffix (.json, .txt, ...) unless --format is given.")
+@click.option("--arg", "-a", multiple=True, metavar="KEY=VALUE",
+              help="Constructor argument (literal-evaluated), repeatable.")
+@click.option("--columns", "-c", help="Preset (default, shapes, bytes, all, ...) or "
+              "comma-separated column keys.")
+@click.option("--mode", default="eval", help="eval (default) or train.")
+@click.option("--backward", is_flag=True, help="Also count a backward pass (gradients of "
+              "parameters and activations) per layer; shown in the bwd_macs/bwd_flops columns "
+              "(--columns all).")
+@click.option("--width", type=int, help="Table width (default: the terminal's).")
+@click.option("--plot", type=click.Path(path_type=Path), metavar="FILE", help="Also write the "
+              "per-layer chart (MACs, params, memory, time) to FILE (.png, .svg or .pdf).")
+@click.option("--weights", type=click.Path(path_type=Path), metavar="FILE", help="State dict to "
+              "load (torch.save(model.state_dict())); checked against the model, loaded on "
+              "cpu/cuda. Plain tensors only.")
+@click.option("--decode", type=Integer(min=0), metavar="N", help="Count ONE decoding step of a "
+              "causal LM whose KV cache holds N tokens (hf: models; docs/huggingface.md).")
+# --- timing (--time; see docs/timing.md and cnnprof.timing.cli) ----------------------------
+@click.option("--time", "time_", is_flag=True, help="Also time every layer on --device (cpu or "
+              "cuda; auto: the GPU if there is one, else the CPU): medians, self times, "
+              "memory, roofline.")
+@click.option("--warmup", type=Integer(min=0), help="Untimed iterations first (default 10 on "
+              "CUDA, 2 on CPU).")
+@click.option("--repeats", type=Integer(min=1), help="Timed iterations (default 50 on CUDA, 10 "
+              "on CPU).")
+@click.option("--kernels", is_flag=True, help="List the kernels each layer launched "
+              "(torch.profiler); implies --time.")
+@click.option("--channels-last", is_flag=True, help="Time with channels_last memory format.")
+@click.option("--peak-tflops", type=float, help="Compute roof for the roofline (default: the "
+              "known GPU's, per dtype).")
+@click.option("--peak-gbps", type=float, help="Memory roof in GB/s.")
+@click.option("--graphs", is_flag=True, help="CUDA only: per-layer times from timing marks "
+              "inside a replayed CUDA graph of the whole forward (no launch gaps; eager figures "
+              "kept too); implies --time.")
+# --- end timing options ----------------------------------------------------------------------
+@click.option("--train-memory", is_flag=True, help="Also simulate one steady-state training "
+              "step on fake tensors: peak memory, when it happens, its parts, per-layer bytes "
+              "saved for backward (docs/memory.md).")
+@click.option("--optimizer", default="adamw", help="With --train-memory: sgd, sgd-momentum, adam, "
+              "adamw (default), adam-amsgrad, adamax, nadam, radam, rmsprop, adagrad, adadelta.")
+@click.option("--amp", help="With --train-memory: autocast to bf16 or fp16 (parameters stay in "
+              "their dtype).")
+@click.option("--fit", metavar="SIZE", help="The largest batch whose training step peak fits "
+              "SIZE (24GB, 80GiB); implies --train-memory.")
+def profile_cmd(
+    model: str, input_: tuple[str, ...], batch: str, dtype: str | None, device: str,
+    depth: int | None, fmt: str | None, output: Path | None, arg: tuple[str, ...],
+    columns: str | None, mode: str, backward: bool, width: int | None, plot: Path | None,
+    weights: Path | None, decode: int | None, time_: bool, warmup: int | None,
+    repeats: int | None, kernels: bool, channels_last: bool, peak_tflops: float | None,
+    peak_gbps: float | None, graphs: bool, train_memory: bool, optimizer: str,
+    amp: str | None, fit: str | None,
+) -> None:
+    """Profile MODEL: per-layer shapes, params, MACs and FLOPs (use it without the word
+    'profile': cnnprof alexnet --input 3x224x224)."""
+    from cnnprof.errors import ModelFailedError
+    from cnnprof.guard import Captured
+    from cnnprof.inputs import parse_dtype, parse_input_spec
+    from cnnprof.render.formats import RenderOptions, format_for, render
+    from cnnprof.zoo.user import parse_args
 
-        specs = [parse_input_spec(s) for s in (input_ or [])]
-        # --- timing: --batch takes a list (1,8,32); the first is counted and timed per layer
-        from cnnprof.timing import cli as timing_cli
+    specs = [parse_input_spec(s) for s in input_]
+    # --- timing: --batch takes a list (1,8,32); the first is counted and timed per layer
+    from cnnprof.timing import cli as timing_cli
 
-        time_ = time_ or kernels or graphs
-        batches = timing_cli.parse_batches(batch)
-        batch_size = batches[0]
-        timing_device = timing_cli.check_options(
-            time=time_, device=device, batches=batches, warmup=warmup, repeats=repeats,
-            channels_last=channels_last, peak_tflops=peak_tflops, peak_gbps=peak_gbps,
-            graphs=graphs, mode=mode)
-        if timing_device is not None and timing_device.chosen:  # --device auto: say which
-            typer.echo(f"cnnprof: timing on {timing_device} ({timing_device.reason})", err=True)
-        # --- end timing ---
-        if dtype:
-            parse_dtype(dtype)
-        train_memory = train_memory or fit is not None
-        if not train_memory and (optimizer != "adamw" or amp is not None):
-            from cnnprof.errors import UsageError
+    time_ = time_ or kernels or graphs
+    batches = timing_cli.parse_batches(batch)
+    batch_size = batches[0]
+    timing_device = timing_cli.check_options(
+        time=time_, device=device, batches=batches, warmup=warmup, repeats=repeats,
+        channels_last=channels_last, peak_tflops=peak_tflops, peak_gbps=peak_gbps,
+        graphs=graphs, mode=mode)
+    if timing_device is not None and timing_device.chosen:  # --device auto: say which
+        click.echo(f"cnnprof: timing on {timing_device} ({timing_device.reason})", err=True)
+    # --- end timing ---
+    if dtype:
+        parse_dtype(dtype)
+    train_memory = train_memory or fit is not None
+    if not train_memory and (optimizer != "adamw" or amp is not None):
+        from cnnprof.errors import UsageError
 
-            raise UsageError("--optimizer and --amp apply to --train-memory",
-                             hint="add --train-memory (or --fit SIZE)")
-        if train_memory:
-            from cnnprof.training import check_options
+        raise UsageError("--optimizer and --amp apply to --train-memory",
+                         hint="add --train-memory (or --fit SIZE)")
+    if train_memory:
+        from cnnprof.training import check_options
 
-            check_options(optimizer, amp, fit)  # refused before the (slow) profile
-        if decode is not None and time_:
-            from cnnprof.errors import UsageError
+        check_options(optimizer, amp, fit)  # refused before the (slow) profile
+    if decode is not None and time_:
+        from cnnprof.errors import UsageError
 
-            raise UsageError("--decode counts one step; timing it (--time) is not supported",
-                             hint="time the prefill instead: --input input_ids=N:int64 --time")
-        kwargs = parse_args(arg or [])
-        name = format_for(fmt, output)
-        options = RenderOptions(depth=depth, columns=columns, width=width)
-        _check_files(output, plot)
-        # resolved before the (slow) profile, for every format: unknown columns are refused
-        # now, and json carries torchstat's values when a ts_* column is asked for
-        from cnnprof.render.columns import needs_torchstat
+        raise UsageError("--decode counts one step; timing it (--time) is not supported",
+                         hint="time the prefill instead: --input input_ids=N:int64 --time")
+    kwargs = parse_args(list(arg))
+    name = format_for(fmt, output)
+    options = RenderOptions(depth=depth, columns=columns, width=width)
+    _check_files(output, plot)
+    # resolved before the (slow) profile, for every format: unknown columns are refused
+    # now, and json carries torchstat's values when a ts_* column is asked for
+    from cnnprof.render.columns import needs_torchstat
 
-        torchstat = needs_torchstat(columns)
+    torchstat = needs_torchstat(columns)
 
-        from cnnprof.api import profile
+    from cnnprof.api import profile
 
-        command = "cnnprof " + shlex.join(sys.argv[1:]) if sys.argv else None
-        # a model printing in its constructor (or anywhere outside forward, which the engine
-        # captures itself) must not corrupt --format json on stdout
-        printed = Captured()
-        try:
-            with contextlib.redirect_stdout(printed):
-                report = profile(model, specs or None, batch=batch_size, dtype=dtype,
-                                 # timing: count on meta, time on the real device
-                                 device="meta" if timing_device else device,
-                                 mode=mode, model_args=kwargs, command=command,
-                                 weights=weights, backward=backward, decode=decode,
-                                 train_memory=train_memory, optimizer=optimizer, amp=amp,
-                                 fit=fit)
-                if timing_device:  # --- timing: a second pass on the real device fills the times
-                    report = timing_cli.run(report, model, device=timing_device, batches=batches,
-                                            warmup=warmup, repeats=repeats, dtype=dtype,
-                                            channels_last=channels_last, kernels=kernels,
-                                            peak_tflops=peak_tflops, peak_gbps=peak_gbps,
-                                            model_args=kwargs, command=command,
-                                            graphs=graphs)
-        except ModelFailedError as exc:
-            exc.report = _note_printed(exc.report, printed.getvalue())
-            _emit_failure(exc, name, output, options)
-            raise
-        report = _note_printed(report, printed.getvalue())
-        _honour_meta(device, time_, model, report)
-        if torchstat:  # torchstat's definitions, JSON key `torchstat`
-            from cnnprof.compat.torchstat import annotate_torchstat
+    command_line = "cnnprof " + shlex.join(sys.argv[1:]) if sys.argv else None
+    # a model printing in its constructor (or anywhere outside forward, which the engine
+    # captures itself) must not corrupt --format json on stdout
+    printed = Captured()
+    try:
+        with contextlib.redirect_stdout(printed):
+            report = profile(model, specs or None, batch=batch_size, dtype=dtype,
+                             # timing: count on meta, time on the real device
+                             device="meta" if timing_device else device,
+                             mode=mode, model_args=kwargs, command=command_line,
+                             weights=weights, backward=backward, decode=decode,
+                             train_memory=train_memory, optimizer=optimizer, amp=amp,
+                             fit=fit)
+            if timing_device:  # --- timing: a second pass on the real device fills the times
+                report = timing_cli.run(report, model, device=timing_device, batches=batches,
+                                        warmup=warmup, repeats=repeats, dtype=dtype,
+                                        channels_last=channels_last, kernels=kernels,
+                                        peak_tflops=peak_tflops, peak_gbps=peak_gbps,
+                                        model_args=kwargs, command=command_line,
+                                        graphs=graphs)
+    except ModelFailedError as exc:
+        exc.report = _note_printed(exc.report, printed.getvalue())
+        _emit_failure(exc, name, output, options)
+        raise
+    report = _note_printed(report, printed.getvalue())
+    _honour_meta(device, time_, model, report)
+    if torchstat:  # torchstat's definitions, JSON key `torchstat`
+        from cnnprof.compat.torchstat import annotate_torchstat
 
-            with contextlib.redirect_stdout(io.StringIO()):
-                report = annotate_torchstat(report, model_args=kwargs)
-        _emit(render(report, name, options) if name != "table" or output else None,
-              report, name, output, options)
-        if plot is not None:
-            from cnnprof.cli.output import replacing
-            from cnnprof.render.plot import check_plot_path
-            from cnnprof.render.train_memory import write_plot  # + memory over time
+        with contextlib.redirect_stdout(io.StringIO()):
+            report = annotate_torchstat(report, model_args=kwargs)
+    _emit(render(report, name, options) if name != "table" or output else None,
+          report, name, output, options)
+    if plot is not None:
+        from cnnprof.cli.output import replacing
+        from cnnprof.render.plot import check_plot_path
+        from cnnprof.render.train_memory import write_plot  # + memory over time
 
-            with replacing(plot, "--plot") as temporary:  # its only file I/O: savefig
-                write_plot(report, temporary, depth, check_plot_path(plot))
-            typer.echo(f"wrote {plot}", err=True)
+        with replacing(plot, "--plot") as temporary:  # its only file I/O: savefig
+            write_plot(report, temporary, depth, check_plot_path(plot))
+        click.echo(f"wrote {plot}", err=True)
 
 
 def _honour_meta(device: str, timed: bool, model: str, report: Any) -> None:
@@ -213,9 +212,7 @@ def _check_files(output: Path | None, plot: Path | None) -> None:
 
 def _emit(text: str | None, report: object, name: str, output: Path | None,
           options: object) -> None:
-    from cnnprof.render.console import make_console
     from cnnprof.render.formats import RenderOptions
-    from cnnprof.render.table import print_table
     from cnnprof.report import Report
 
     assert isinstance(report, Report) and isinstance(options, RenderOptions)
@@ -224,9 +221,12 @@ def _emit(text: str | None, report: object, name: str, output: Path | None,
 
         assert text is not None
         write_output(output, text)
-        typer.echo(f"wrote {output}", err=True)
+        click.echo(f"wrote {output}", err=True)
         return
-    if name == "table":
+    if name == "table":  # Rich only for the terminal's table (-f json does not import it)
+        from cnnprof.render.console import make_console
+        from cnnprof.render.table import print_table
+
         print_table(report, make_console(options.width), depth=options.depth,
                     columns=options.columns)
         return
@@ -304,4 +304,4 @@ def _emit_failure(exc: object, name: str, output: Path | None, options: object) 
         lines.append(trace.rstrip())
     else:
         lines.append("  (run with --debug for the traceback)")
-    typer.echo("\n".join(lines), err=True)
+    click.echo("\n".join(lines), err=True)

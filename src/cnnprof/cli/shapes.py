@@ -12,56 +12,59 @@ import io
 import json
 from typing import Any
 
-import typer
+import click
+
+from cnnprof.cli.completion import complete_model
+from cnnprof.cli.params import Integer, argument, command
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("shapes", context_settings={"help_option_names": ["-h", "--help"]})
-    def shapes_cmd(
-        model: str = typer.Argument(..., metavar="MODEL", help="As for profile: alexnet, "
-                                    "file.py:Class, package.module:factory, timm:NAME."),
-        input_: list[str] = typer.Option(None, "--input", "-i", metavar="SPEC",
-                                         help="Per-sample input shape, repeatable."),
-        batch: str = typer.Option("1", "--batch", "-b", help="Batch size."),
-        dtype: str = typer.Option(None, "--dtype", help="Floating dtype of model and inputs."),
-        arg: list[str] = typer.Option(None, "--arg", "-a", metavar="KEY=VALUE",
-                                      help="Constructor argument, repeatable."),
-        mode: str = typer.Option("eval", "--mode", help="eval (default) or train."),
-        all_: bool = typer.Option(False, "--all", help="Containers too, not only leaf layers."),
-        depth: int = typer.Option(None, "--depth", min=0, help="Only layers down to depth N "
-                                  "(deeper ones fold into their parent's line)."),
-        fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
-    ) -> None:
-        """The shape after every layer of MODEL (counted on meta: instant, no memory)."""
-        from cnnprof.errors import ModelFailedError, UsageError
-        from cnnprof.inputs import parse_batch, parse_dtype, parse_input_spec
-        from cnnprof.zoo.user import parse_args
+@command("shapes")
+@argument("model", metavar="MODEL", shell_complete=complete_model,
+          help="As for profile: alexnet, file.py:Class, package.module:factory, timm:NAME.")
+@click.option("--input", "-i", "input_", multiple=True, metavar="SPEC",
+              help="Per-sample input shape, repeatable.")
+@click.option("--batch", "-b", default="1", help="Batch size.")
+@click.option("--dtype", help="Floating dtype of model and inputs.")
+@click.option("--arg", "-a", multiple=True, metavar="KEY=VALUE",
+              help="Constructor argument, repeatable.")
+@click.option("--mode", default="eval", help="eval (default) or train.")
+@click.option("--all", "all_", is_flag=True, help="Containers too, not only leaf layers.")
+@click.option("--depth", type=Integer(min=0), help="Only layers down to depth N (deeper ones "
+              "fold into their parent's line).")
+@click.option("--format", "-f", "fmt", default="text", help="text or json.")
+def shapes_cmd(model: str, input_: tuple[str, ...], batch: str, dtype: str | None,
+               arg: tuple[str, ...], mode: str, all_: bool, depth: int | None,
+               fmt: str) -> None:
+    """The shape after every layer of MODEL (counted on meta: instant, no memory)."""
+    from cnnprof.errors import ModelFailedError, UsageError
+    from cnnprof.inputs import parse_batch, parse_dtype, parse_input_spec
+    from cnnprof.zoo.user import parse_args
 
-        if fmt not in ("text", "json"):
-            raise UsageError(f"unknown --format {fmt!r}", hint="known: json, text")
-        specs = [parse_input_spec(s) for s in (input_ or [])]
-        batch_size = parse_batch(batch)
-        if dtype:
-            parse_dtype(dtype)
-        kwargs = parse_args(arg or [])
+    if fmt not in ("text", "json"):
+        raise UsageError(f"unknown --format {fmt!r}", hint="known: json, text")
+    specs = [parse_input_spec(s) for s in input_]
+    batch_size = parse_batch(batch)
+    if dtype:
+        parse_dtype(dtype)
+    kwargs = parse_args(list(arg))
 
-        from cnnprof.api import profile
-        from cnnprof.cli.state import debug_enabled
+    from cnnprof.api import profile
+    from cnnprof.cli.state import debug_enabled
 
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):  # the model's own prints
-                report = profile(model, specs or None, batch=batch_size, dtype=dtype,
-                                 mode=mode, model_args=kwargs)
-        except ModelFailedError as exc:
-            failed: Any = exc.report
-            if failed is not None:
-                error = dict(failed.error or {})
-                if not debug_enabled():
-                    error.pop("traceback", None)
-                failed = failed.with_updates(error=error)
-                _emit(failed, fmt, all_, depth)
-            raise
-        _emit(report, fmt, all_, depth)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the model's own prints
+            report = profile(model, specs or None, batch=batch_size, dtype=dtype,
+                             mode=mode, model_args=kwargs)
+    except ModelFailedError as exc:
+        failed: Any = exc.report
+        if failed is not None:
+            error = dict(failed.error or {})
+            if not debug_enabled():
+                error.pop("traceback", None)
+            failed = failed.with_updates(error=error)
+            _emit(failed, fmt, all_, depth)
+        raise
+    _emit(report, fmt, all_, depth)
 
 
 def _shapes(shapes: Any) -> str:
@@ -106,7 +109,7 @@ def _emit(report: Any, fmt: str, all_layers: bool, depth: int | None) -> None:
         }
         if report.error is not None:
             data["error"] = report.error
-        typer.echo(json.dumps(data, indent=2))
+        click.echo(json.dumps(data, indent=2))
         return
     inputs = "; ".join(bracketed(i.shape) + ("" if i.dtype == "float32" else f" {i.dtype}")
                        for i in report.inputs)
@@ -140,7 +143,7 @@ def _emit(report: Any, fmt: str, all_layers: bool, depth: int | None) -> None:
         after = f", after {error['after']}" if error.get("after") else ""
         lines.append(f"  ✗ in forward of {where}{after}: "
                      f"{error.get('explanation') or error.get('detail', '')}")
-    typer.echo("\n".join(_wrap(line, columns) for line in lines))
+    click.echo("\n".join(_wrap(line, columns) for line in lines))
 
 
 def _wrap(line: str, columns: int) -> str:
