@@ -132,3 +132,34 @@ def test_help_and_listing_import_no_torch_rich_typer_or_pydantic(argv: list[str]
                           timeout=120, env=env, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.rstrip().splitlines()[-1] == "0 []", done.stdout[-500:]
+
+
+def test_a_command_collects_garbage_rarely_and_gives_the_thresholds_back(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI raises the collector's thresholds for the command's life (the collector's young
+    passes cost about a tenth of ``import torch``: cnnprof/cli/collector.py), and a caller
+    of ``main()`` in-process gets its own thresholds back, also after a failure."""
+    import gc
+
+    from cnnprof.cli.app import main
+    from cnnprof.cli.collector import THRESHOLDS
+
+    (tmp_path / "seen_gc.py").write_text(
+        "import gc, pathlib, torch.nn as nn\n"
+        "class Net(nn.Linear):\n"
+        "    def __init__(self):\n"
+        "        seen = pathlib.Path(__file__).with_name('seen.txt')\n"
+        "        seen.write_text(seen.read_text() + repr(gc.get_threshold()) if seen.exists()\n"
+        "                        else repr(gc.get_threshold()))\n"
+        "        super().__init__(4, 2)\n"
+        "class Broken(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        raise RuntimeError('no')\n")
+    before = gc.get_threshold()
+    assert before != THRESHOLDS
+    assert main([str(tmp_path / "seen_gc.py") + ":Net", "--input", "4", "-f", "json"]) == 0
+    assert gc.get_threshold() == before
+    assert main([str(tmp_path / "seen_gc.py") + ":Broken", "--input", "4"]) == 2
+    assert gc.get_threshold() == before
+    assert repr(THRESHOLDS) in (tmp_path / "seen.txt").read_text()
+    capsys.readouterr()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from cnnprof.cli import check, crosscheck, diff, inputs_cmd, models, profile, shapes
+from cnnprof.cli.collector import rare_collections
 from cnnprof.cli.completion import COMPLETE_VAR, shells
 from cnnprof.cli.state import DEBUG, debug_enabled
 from cnnprof.console_encoding import make_streams_safe
@@ -166,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     token = DEBUG.set("--debug" in args)
     try:
-        code = _run([a for a in args if a != "--debug"])
+        with rare_collections():  # a command is short-lived: see cnnprof/cli/collector.py
+            code = _run([a for a in args if a != "--debug"])
     finally:
         DEBUG.reset(token)
     if argv is None:
