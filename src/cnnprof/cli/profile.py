@@ -7,12 +7,17 @@ import io
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cnnprof.cli.completion import complete_model
 from cnnprof.cli.params import Integer, argument, command
+
+if TYPE_CHECKING:  # types only: `cnnprof --help` imports neither torch nor the renderers
+    from cnnprof.errors import ModelFailedError
+    from cnnprof.render.options import RenderOptions
+    from cnnprof.report import Report
 
 
 @command("profile")
@@ -210,12 +215,8 @@ def _check_files(output: Path | None, plot: Path | None) -> None:
         check_writable(plot, "--plot")
 
 
-def _emit(text: str | None, report: object, name: str, output: Path | None,
-          options: object) -> None:
-    from cnnprof.render.formats import RenderOptions
-    from cnnprof.report import Report
-
-    assert isinstance(report, Report) and isinstance(options, RenderOptions)
+def _emit(text: str | None, report: Report, name: str, output: Path | None,
+          options: RenderOptions) -> None:
     if output is not None:
         from cnnprof.cli.output import write_output
 
@@ -245,7 +246,8 @@ def _note_printed(report: Any, text: str) -> Any:
     return report.with_updates(notes=(*report.notes, "the model printed: " + clipped))
 
 
-def _emit_failure(exc: object, name: str, output: Path | None, options: object) -> None:
+def _emit_failure(exc: ModelFailedError, name: str, output: Path | None,
+                  options: RenderOptions) -> None:
     """Show what ran before the failure (the partial table, or the JSON with its "error")
     and, on stderr, where it failed, with what shapes, and the underlying error.
 
@@ -255,11 +257,9 @@ def _emit_failure(exc: object, name: str, output: Path | None, options: object) 
     from dataclasses import replace
 
     from cnnprof.cli.state import debug_enabled
-    from cnnprof.errors import ModelFailedError
     from cnnprof.render.formats import render
     from cnnprof.report import Report
 
-    assert isinstance(exc, ModelFailedError)
     report = exc.report
     if not isinstance(report, Report):
         return
@@ -274,7 +274,7 @@ def _emit_failure(exc: object, name: str, output: Path | None, options: object) 
     notes = tuple(n for n in report.notes if "never ran in forward" not in n)
     partial = replace(report, layers=layers or report.layers, notes=notes, error=error)
     if name != "table" or output is not None:
-        _emit(render(partial, name, options), partial, name, output, options)  # type: ignore[arg-type]
+        _emit(render(partial, name, options), partial, name, output, options)
     elif len(layers) > 1:
         _emit(None, partial, name, None, options)
     lines = ["forward failed" + (" — the layers above ran" if name == "table" and output is None
