@@ -163,3 +163,52 @@ def test_a_command_collects_garbage_rarely_and_gives_the_thresholds_back(
     assert gc.get_threshold() == before
     assert repr(THRESHOLDS) in (tmp_path / "seen.txt").read_text()
     capsys.readouterr()
+
+
+QUICK_EXIT_MODEL = """
+import atexit, gc, sys, threading, time
+from pathlib import Path
+import torch.nn as nn
+
+HERE = Path(__file__).parent
+if "--leave-open" in (HERE / "mode.txt").read_text():
+    LOG = open(HERE / "unclosed.txt", "w")  # never closed: flushed at the usual shutdown
+    LOG.write("buffered")
+
+def late():
+    time.sleep(0.5)
+    (HERE / "thread.txt").write_text("finished")
+
+class Net(nn.Linear):
+    def __init__(self):
+        super().__init__(4, 2)
+        threading.Thread(target=late).start()
+        atexit.register(lambda: (HERE / "atexit.txt").write_text(str(gc.get_freeze_count())))
+"""
+
+
+@pytest.mark.skipif(not Path("/dev/fd").is_dir(), reason="descriptors cannot be listed")
+@pytest.mark.parametrize("leave_open", [False, True])
+def test_the_quick_exit_keeps_what_a_normal_exit_does(tmp_path: Path, leave_open: bool) -> None:
+    """The console entry point freezes the collector before exiting (the interpreter's
+    shutdown then skips re-walking torch's objects: cnnprof/cli/collector.py). A model's
+    atexit handler still runs (after the freeze), and a non-daemon thread it started still
+    finishes. A model that leaves a file open for writing gets the usual exit, so the file's
+    buffered text is still written (the quick exit would lose it)."""
+    (tmp_path / "leaves_work.py").write_text(QUICK_EXIT_MODEL)
+    (tmp_path / "mode.txt").write_text("--leave-open" if leave_open else "")
+    src = str(Path(cnnprof.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [src, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run([sys.executable, "-m", "cnnprof", "leaves_work.py:Net", "--input",
+                           "4", "-f", "json"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["totals"]["params"] == 10
+    assert (tmp_path / "thread.txt").read_text() == "finished"
+    frozen = int((tmp_path / "atexit.txt").read_text())
+    if leave_open:
+        assert frozen == 0  # the usual exit
+        assert (tmp_path / "unclosed.txt").read_text() == "buffered"
+    else:
+        assert frozen > 1000  # the quick exit, and the handler still ran

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from cnnprof.cli import check, crosscheck, diff, inputs_cmd, models, profile, shapes
-from cnnprof.cli.collector import rare_collections
+from cnnprof.cli.collector import before_exit, rare_collections
 from cnnprof.cli.completion import COMPLETE_VAR, shells
 from cnnprof.cli.state import DEBUG, debug_enabled
 from cnnprof.console_encoding import make_streams_safe
@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         DEBUG.reset(token)
     if argv is None:
+        before_exit()
         sys.exit(code)
     return code
 
