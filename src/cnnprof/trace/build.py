@@ -226,7 +226,7 @@ def model_totals(model: torch.nn.Module, cost: Cost, backward: Cost | None = Non
 
 def _backward(charged: Charged) -> Cost:
     """Backward self cost (zero where the backward pass reached none of its nodes)."""
-    return Cost(*charged.bwd) if charged.bwd is not None else Cost()
+    return charged.bwd.cost() if charged.bwd is not None else Cost()
 
 
 def _stretch_record(stretch: Stretch, name: str) -> LayerRecord:

@@ -18,6 +18,7 @@ from cnnprof.trace.observers import (
     FusedFunctionObserver,
     ModuleObserver,
     OpObserver,
+    Tally,
 )
 from cnnprof.trace.structure import iter_tensors
 
@@ -169,9 +170,9 @@ def _run_backward(modules: ModuleObserver, output: Any, registry: FormulaRegistr
     if not roots:
         return "no output requires grad (frozen parameters?); the backward pass is not counted"
     for node in modules.nodes.values():
-        node.bwd = [0, 0, 0, 0, 0]
+        node.bwd = Tally()
         for stretch in node.stretches.values():
-            stretch.bwd = [0, 0, 0, 0, 0]
+            stretch.bwd = Tally()
     # torch.autograd.grad (not .backward) so nothing lands in the user's parameters' .grad;
     # the leaves are what the forward's graph reaches (meta stand-ins under functional_call).
     seeds = [torch.ones_like(t) for t in roots]

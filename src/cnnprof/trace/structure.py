@@ -59,6 +59,19 @@ def shapes_and_dtypes(obj: Any) -> tuple[tuple[tuple[int, ...], ...], tuple[str,
         return _shapes_and_dtypes(obj)
 
 
+def call_shapes(args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> tuple[tuple[tuple[int, ...], ...], tuple[str, ...]]:
+    """``shapes_and_dtypes((args, kwargs))``: a module call's inputs (a pre-hook's view)."""
+    with torch._C.DisableTorchFunction():
+        if not kwargs and len(args) == 1:  # most module calls: one tensor
+            t = args[0]
+            if isinstance(t, torch.Tensor):
+                name = _DTYPE_NAMES.get(t.dtype)
+                if name is not None:
+                    return (tuple(t.shape),), (name,)
+        return _shapes_and_dtypes((args, kwargs))
+
+
 def _shapes_and_dtypes(obj: Any) -> tuple[tuple[tuple[int, ...], ...], tuple[str, ...]]:
     # runs twice per module call (hooks): the one-tensor cases skip the generator walk
     if isinstance(obj, torch.Tensor):
