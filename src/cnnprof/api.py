@@ -35,7 +35,7 @@ from cnnprof.inputs import (
     with_dtype,
 )
 from cnnprof.report import Generation, ModelInfo, Report, TensorInfo
-from cnnprof.trace.build import freeze, model_totals
+from cnnprof.trace.build import freeze
 from cnnprof.trace.engine import TraceRun, meta_stand_ins, needs_real_values, run_observed
 from cnnprof.trace.lazy import lazy_modules, materialise
 from cnnprof.trace.stand_ins import call_with
@@ -268,7 +268,8 @@ def profile(
                         if used_device == "meta" else " (loaded)"))
     if run.printed:
         notes.append("the model printed during forward: " + _clip(run.printed))
-    records, total_cost, unsupported = freeze(run.modules.root)
+    frozen = freeze(run.modules.root)
+    records, unsupported = frozen.records, frozen.unsupported
     if entry is not None and entry.task == "detection" and run.error is None:
         from cnnprof.zoo.detection import boxes_processed
 
@@ -293,7 +294,7 @@ def profile(
     if entry is not None and entry.extra.get("printed_on_import"):
         notes.append("the model file printed on import: " + _clip(entry.extra["printed_on_import"]))
     info = ModelInfo(info.spec, type(instance).__name__, info.source)
-    totals = model_totals(instance, total_cost, records[0].backward if records else None)
+    totals = frozen.totals(records[0].backward if records else None)
     generation = None
     if decode is not None and cache_bytes:
         from cnnprof.zoo.hf import decode_shape

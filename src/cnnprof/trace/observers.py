@@ -235,6 +235,8 @@ class ModuleObserver:
         #: per open call (parallel to ``stack``): direct child calls that have returned
         self.segments: list[int] = []
         self._hook_ids: tuple[int, int] | None = None
+        #: each hooked module's four hook tables (pre, pre with kwargs, post, always called)
+        self._hooked: list[tuple[dict[int, Any], ...]] = []
         #: modules hooked through the public API (their class has no hook dicts of its own)
         self._handles: list[Any] = []
         self._next_order = 0
@@ -266,35 +268,32 @@ class ModuleObserver:
     def attach(self) -> None:
         pre, post = (self._pre_grad, self._post) if self.track_grad else (self._pre, self._post)
         pre_id, post_id = self._hook_ids = _hook_ids()
+        hooked = self._hooked
         for node in self.nodes.values():
             module = node.module
             try:
-                pre_hooks = module._forward_pre_hooks
-                pre_kwargs = module._forward_pre_hooks_with_kwargs
-                post_hooks = module._forward_hooks
-                always = module._forward_hooks_always_called
+                tables = (module._forward_pre_hooks, module._forward_pre_hooks_with_kwargs,
+                          module._forward_hooks, module._forward_hooks_always_called)
             except AttributeError:  # not set up by Module.__init__: the public API
                 self._handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
                 self._handles.append(module.register_forward_hook(post, always_call=True))
                 continue
-            pre_hooks[pre_id] = pre
-            pre_kwargs[pre_id] = True
-            post_hooks[post_id] = post
-            always[post_id] = True
+            tables[0][pre_id] = pre
+            tables[1][pre_id] = True
+            tables[2][post_id] = post
+            tables[3][post_id] = True
+            hooked.append(tables)
 
     def detach(self) -> None:
         if self._hook_ids is not None:
             pre_id, post_id = self._hook_ids
             self._hook_ids = None
-            for node in self.nodes.values():
-                state = vars(node.module)
-                for key, hook_id in (("_forward_pre_hooks", pre_id),
-                                     ("_forward_pre_hooks_with_kwargs", pre_id),
-                                     ("_forward_hooks", post_id),
-                                     ("_forward_hooks_always_called", post_id)):
-                    table = state.get(key)
-                    if table is not None:
-                        table.pop(hook_id, None)
+            for pre_hooks, pre_kwargs, post_hooks, always in self._hooked:
+                pre_hooks.pop(pre_id, None)
+                pre_kwargs.pop(pre_id, None)
+                post_hooks.pop(post_id, None)
+                always.pop(post_id, None)
+            self._hooked.clear()
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
