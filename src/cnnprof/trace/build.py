@@ -164,9 +164,9 @@ class _Parameters:
                 if p.requires_grad:
                     trainable += n
             self.own[id(node)] = (numel, trainable, buffer_elems, nbytes)
-            for p in module._parameters.values():
-                if p is not None:
-                    rows = holders.setdefault(id(p), [])
+            for param in module._parameters.values():
+                if param is not None:
+                    rows = holders.setdefault(id(param), [])
                     if node not in rows:
                         rows.append(node)
         self.holders = holders
