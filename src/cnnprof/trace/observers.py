@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import weakref
 from dataclasses import dataclass
+from types import CodeType
 from typing import Any
 
 import torch
@@ -201,6 +202,66 @@ def _add_variant(variants: list[tuple[tuple[int, ...], ...]], first: tuple[tuple
     variants.append(shapes)
 
 
+#: ``torch.nn`` classes whose ``forward`` calls no fused function (attention, recurrent
+#: layers) and no other module: while one runs as a leaf, the function mode is taken off the
+#: stack, so the torch functions it calls (``F.conv2d``, ``F.batch_norm``, ``F.relu``) skip a
+#: Python round trip each that could change nothing (a leaf has no gap to claim for)
+_PLAIN_LEAVES: frozenset[type] = frozenset(
+    getattr(torch.nn, name) for name in (
+        "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+        "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm",
+        "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm",
+        "Linear", "Bilinear", "Identity", "Flatten", "Unflatten", "Embedding",
+        "ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish",
+        "Sigmoid", "Tanh", "Hardswish", "Hardsigmoid", "Hardtanh", "Softplus", "Softmax",
+        "LogSoftmax", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
+        "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
+        "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
+        "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "Upsample", "PixelShuffle", "ZeroPad2d",
+        "ConstantPad1d", "ConstantPad2d", "ConstantPad3d", "ReflectionPad2d",
+        "ChannelShuffle",
+    ) if hasattr(torch.nn, name))
+
+def _top_function_mode() -> Any:
+    return torch._C._get_function_stack_at(torch._C._len_torch_function_stack() - 1)
+
+
+_GLOBAL_HOOKS = ("_global_forward_pre_hooks", "_global_forward_hooks",
+                 "_global_backward_pre_hooks", "_global_backward_hooks")
+_callers: frozenset[Any] | None = None
+
+
+def _forward_callers() -> frozenset[Any]:
+    """The code objects of torch's functions that call a module's ``forward`` (``_call_impl``,
+    the ``inner`` of its hooked path, ``_slow_forward``); empty when a probe module's forward
+    is called from anywhere else (another torch): then every module is hooked instead. An
+    observed ``forward`` called from elsewhere is a direct ``module.forward(x)`` call, which
+    no hook sees either, and is passed through unobserved."""
+    global _callers
+    if _callers is None:
+        module_cls = torch.nn.Module
+        impl = module_cls._call_impl.__code__
+        codes = {impl, module_cls._slow_forward.__code__}
+        codes.update(c for c in impl.co_consts if isinstance(c, CodeType))
+        seen: list[Any] = []
+        probe = module_cls()
+        vars(probe)["forward"] = lambda: seen.append(sys._getframe(1).f_code)
+        probe()
+        handle = probe.register_forward_pre_hook(lambda module, args: None)
+        try:
+            probe()
+        finally:
+            handle.remove()
+        _callers = frozenset(codes) if len(seen) == 2 and codes.issuperset(seen) else frozenset()
+    return _callers
+
+
+def _global_hooks() -> bool:
+    """Does any process-wide module hook exist (or can this torch not say)?"""
+    table = torch.nn.modules.module.__dict__
+    return any(table.get(name, True) for name in _GLOBAL_HOOKS)
+
+
 def _hook_ids() -> tuple[int, int]:
     """Two hook ids no ``RemovableHandle`` will ever use (taken from its counter, as
     ``Module.register_forward_hook`` does)."""
@@ -215,11 +276,17 @@ class ModuleObserver:
     With ``track_grad`` it also records which module created each autograd node, so a later
     backward pass can charge its ops to the module whose forward they differentiate.
 
-    The hooks are one bound method pair shared by every module, put straight into each
-    module's hook dicts under two reserved ids (what ``register_forward_pre_hook(...,
-    with_kwargs=True)`` and ``register_forward_hook(..., always_call=True)`` do, without a
-    ``RemovableHandle`` and a closure per module and hook): they run after the module's own
-    hooks, as registered hooks would.
+    A module without hooks of its own (and no process-wide hooks) is observed by an instance
+    ``forward`` that wraps its class's: ``Module._call_impl`` then keeps its fast path, which
+    any hook switches off (~8 µs a call: a closure, a set, the hook loops), and a plain
+    ``torch.nn`` leaf (``_PLAIN_LEAVES``) runs with the function mode off the stack. The
+    wrapper does what the hooks do, at the same moments: after every other pre-hook (there
+    are none) and before nothing else. A module that has hooks gets a pre/post hook pair
+    instead, one bound method pair shared by every such module, put straight into its hook
+    dicts under two reserved ids (what ``register_forward_pre_hook(..., with_kwargs=True)``
+    and ``register_forward_hook(..., always_call=True)`` do, without a ``RemovableHandle``
+    and a closure per module and hook): they run after the module's own hooks, as
+    registered hooks would.
     """
 
     def __init__(self, model: torch.nn.Module, *, track_grad: bool = False) -> None:
@@ -237,6 +304,11 @@ class ModuleObserver:
         self._hook_ids: tuple[int, int] | None = None
         #: each hooked module's four hook tables (pre, pre with kwargs, post, always called)
         self._hooked: list[tuple[dict[int, Any], ...]] = []
+        #: each wrapped module's ``__dict__`` and the ``forward`` put there
+        self._wrapped: list[tuple[dict[str, Any], Any]] = []
+        #: the trace's function mode (set by ``FusedFunctionObserver``): taken off the stack
+        #: while a plain ``torch.nn`` leaf runs
+        self.function_mode: TorchFunctionMode | None = None
         #: modules hooked through the public API (their class has no hook dicts of its own)
         self._handles: list[Any] = []
         self._next_order = 0
@@ -269,14 +341,23 @@ class ModuleObserver:
         pre, post = (self._pre_grad, self._post) if self.track_grad else (self._pre, self._post)
         pre_id, post_id = self._hook_ids = _hook_ids()
         hooked = self._hooked
+        wrap = not _global_hooks() and bool(_forward_callers())
         for node in self.nodes.values():
             module = node.module
             try:
                 tables = (module._forward_pre_hooks, module._forward_pre_hooks_with_kwargs,
                           module._forward_hooks, module._forward_hooks_always_called)
+                own_hooks = bool(tables[0] or tables[2] or module._backward_hooks
+                                 or module._backward_pre_hooks)
             except AttributeError:  # not set up by Module.__init__: the public API
                 self._handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
                 self._handles.append(module.register_forward_hook(post, always_call=True))
+                continue
+            state = vars(module)
+            if wrap and not own_hooks and "forward" not in state:
+                observed = self._observed(node)
+                state["forward"] = observed
+                self._wrapped.append((state, observed))
                 continue
             tables[0][pre_id] = pre
             tables[1][pre_id] = True
@@ -285,6 +366,10 @@ class ModuleObserver:
             hooked.append(tables)
 
     def detach(self) -> None:
+        for state, observed in self._wrapped:
+            if state.get("forward") is observed:
+                del state["forward"]
+        self._wrapped.clear()
         if self._hook_ids is not None:
             pre_id, post_id = self._hook_ids
             self._hook_ids = None
@@ -299,6 +384,44 @@ class ModuleObserver:
         self._handles.clear()
         self.stack.clear()
         self.segments.clear()
+
+    def _observed(self, node: Node) -> Any:
+        """``node.module``'s forward, observed as its pre and post hooks would observe it."""
+        module = node.module
+        forward = module.forward  # the class's, bound (nothing in the instance's __dict__)
+        pre = self._pre_grad if self.track_grad else self._pre
+        post = self._post
+        callers = _forward_callers()
+        frame = sys._getframe
+        plain = type(module) in _PLAIN_LEAVES and not node.children
+        observer = self
+
+        def observed(*args: Any, **kwargs: Any) -> Any:
+            if frame(1).f_code not in callers:  # module.forward(x): not a module call
+                return forward(*args, **kwargs)
+            pre(module, args, kwargs)
+            mode = observer.function_mode if plain else None
+            if mode is not None:
+                if torch._C._len_torch_function_stack() and _top_function_mode() is mode:
+                    torch._C._pop_torch_function_stack()
+                else:
+                    mode = None
+            try:
+                out = forward(*args, **kwargs)
+            except Exception:
+                if mode is not None:
+                    torch._C._push_on_torch_function_stack(mode)
+                    mode = None
+                post(module, args, None)  # as an always-called hook: sees the exception
+                raise
+            finally:
+                if mode is not None:
+                    torch._C._push_on_torch_function_stack(mode)
+            post(module, args, out)
+            return out
+
+        observed.__wrapped__ = forward  # type: ignore[attr-defined]  # inspect.signature
+        return observed
 
     def _pre(self, module: torch.nn.Module, args: tuple[Any, ...],
              kwargs: dict[str, Any]) -> None:
@@ -581,6 +704,7 @@ class FusedFunctionObserver(TorchFunctionMode):
         self.ops = ops
         self.table = _fused_functions()
         self.claims = ops.modules.track_grad
+        ops.modules.function_mode = self
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
