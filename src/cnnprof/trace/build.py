@@ -71,8 +71,8 @@ def ordered_nodes(root: Node) -> list[Node | Stretch]:
     while todo:
         item = todo.pop()
         out.append(item)
-        if isinstance(item, Stretch):
-            continue
+        if isinstance(item, Stretch) or not (item.children or item.stretches):
+            continue  # a row of ops, or a leaf module
         keyed: list[tuple[float, int, Node | Stretch]] = []
         previous = float(item.order)
         for index, child in enumerate(item.children):
@@ -110,6 +110,16 @@ def stretch_names(node: Node) -> dict[int, str]:
 _PACKED: dict[type, bool] = {}
 
 
+def _maybe_packed(module: torch.nn.Module) -> bool:
+    """May ``module`` keep packed weights behind ``weight()``/``bias()`` (its class has a
+    ``weight`` method)?"""
+    cls = type(module)
+    packed = _PACKED.get(cls)
+    if packed is None:
+        packed = _PACKED[cls] = callable(getattr(cls, "weight", None))
+    return packed
+
+
 def own_parameters(module: torch.nn.Module) -> list[torch.Tensor]:
     """A module's own parameters, including the packed weights of quantized modules
     (``torch.ao.nn.quantized.Conv2d`` keeps them behind ``weight()``/``bias()``)."""
@@ -117,11 +127,8 @@ def own_parameters(module: torch.nn.Module) -> list[torch.Tensor]:
     if params:
         return params
     cls = type(module)
-    packed = _PACKED.get(cls)
-    if packed is None:
-        packed = _PACKED[cls] = callable(getattr(cls, "weight", None))
-    if packed and (hasattr(module, "_packed_params")
-                   or cls.__module__.startswith("torch.ao.nn.quantized")):
+    if _maybe_packed(module) and (hasattr(module, "_packed_params")
+                                  or cls.__module__.startswith("torch.ao.nn.quantized")):
         try:
             weight, bias = module.weight(), module.bias()  # type: ignore[operator]
         except Exception:  # not a packed-weight module after all
@@ -145,8 +152,13 @@ class _Parameters:
         buffers: dict[int, torch.Tensor] = {}
         holders: dict[int, list[Node]] = {}
         own_total = 0
+        none = (0, 0, 0, 0)
         for node in nodes:
             module = node.module
+            if not module._parameters and not module._buffers and not _maybe_packed(module):
+                own_params[id(node)] = []  # most activations, pools, containers
+                self.own[id(node)] = none
+                continue
             params = own_parameters(module)
             own_params[id(node)] = params
             own_total += len(params)

@@ -121,7 +121,10 @@ class Node(Charged):
     )
 
     def __init__(self, name: str, module: torch.nn.Module, parent: Node | None) -> None:
-        super().__init__()
+        # Charged's fields set here, not by super().__init__(): one Node per module per count
+        self.macs = self.flops = self.act = self.read = self.write = 0
+        self.unsupported: dict[str, int] = {}
+        self.bwd: Tally | None = None
         self.name = name
         self.module = module
         self.type = type(module).__name__

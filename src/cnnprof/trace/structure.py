@@ -24,13 +24,17 @@ def walk_modules(model: torch.nn.Module) -> list[WalkedModule]:
     todo: list[tuple[str, torch.nn.Module]] = [("", model)]
     while todo:
         prefix, module = todo.pop()
+        children = module._modules
+        if not children:  # a leaf: most modules
+            continue
         kids: list[tuple[str, torch.nn.Module]] = []
-        for child_name, child in module._modules.items():
+        for child_name, child in children.items():
             if child is None or id(child) in seen:
                 continue  # shared modules appear once, under their first parent
             seen.add(id(child))
-            kids.append((f"{prefix}.{child_name}" if prefix else child_name, child))
-        out.extend((name, child, module) for name, child in kids)
+            name = f"{prefix}.{child_name}" if prefix else child_name
+            kids.append((name, child))
+            out.append((name, child, module))
         todo.extend(reversed(kids))
     return out
 
