@@ -79,7 +79,12 @@ class Tally:
         self.write += charge.write
 
     def cost(self) -> Cost:
+        if not (self.macs or self.flops or self.act or self.read or self.write):
+            return _ZERO  # a parent's own cost, mostly: Cost is frozen, one serves all
         return Cost(self.macs, self.flops, self.act, self.read, self.write)
+
+
+_ZERO = Cost()
 
 
 class Charged(Tally):
