@@ -143,3 +143,28 @@ def test_forward_callers_are_torchs_own() -> None:
     callers = observers._forward_callers()
     names = {code.co_name for code in callers}
     assert {"_call_impl", "inner", "_slow_forward"} <= names
+
+
+class Fallback(nn.Module):
+    """Calls its children while handling an exception (a fallback path)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        self.b = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        try:
+            raise KeyError("no fast path")
+        except KeyError:
+            return self.b(self.a(x))
+
+
+@pytest.mark.parametrize("hooked", [False, True])
+def test_modules_called_while_an_exception_is_handled_did_not_fail(
+        hooked: bool, request: pytest.FixtureRequest) -> None:
+    if hooked:
+        request.getfixturevalue("hooks_everywhere")
+    report = profile(Fallback(), [torch.randn(2, 4)], device="meta")
+    assert report.layer("a").output_shapes == ((2, 4),)
+    assert report.layer("b").output_shapes == ((2, 4),)

@@ -234,6 +234,11 @@ def _top_function_mode() -> Any:
     return torch._C._get_function_stack_at(torch._C._len_torch_function_stack() - 1)
 
 
+#: the code that runs a module's hooks when its forward returns (``_call_impl``'s ``inner``);
+#: None on a torch without it (then any exception being handled counts as a failure)
+_HOOKS_CALLER: Any = next((c for c in torch.nn.Module._call_impl.__code__.co_consts
+                           if isinstance(c, CodeType) and c.co_name == "inner"), None)
+
 _GLOBAL_HOOKS = ("_global_forward_pre_hooks", "_global_forward_hooks",
                  "_global_backward_pre_hooks", "_global_backward_hooks")
 _callers: frozenset[Any] | None = None
@@ -394,20 +399,32 @@ class ModuleObserver:
         self.segments.clear()
 
     def _observed(self, node: Node) -> Any:
-        """``node.module``'s forward, observed as its pre and post hooks would observe it."""
+        """``node.module``'s forward, observed as its pre and post hooks would observe it
+        (the same steps as ``_pre`` and ``_post``, inlined: this runs on every module call)."""
         module = node.module
         forward = module.forward  # the class's, bound (nothing in the instance's __dict__)
-        pre = self._pre_grad if self.track_grad else self._pre
-        post = self._post
         callers = _forward_callers()
         frame = sys._getframe
         plain = type(module) in _PLAIN_LEAVES and not node.children
         observer = self
+        stack, segments = self.stack, self.segments
+        track_grad = self.track_grad
 
         def observed(*args: Any, **kwargs: Any) -> Any:
             if frame(1).f_code not in callers:  # module.forward(x): not a module call
                 return forward(*args, **kwargs)
-            pre(module, args, kwargs)
+            if track_grad:
+                observer.claim((args, kwargs), stack[-1] if stack else observer.root)
+            node.calls += 1
+            if node.calls == 1:
+                node.order = observer._next_order
+                observer._next_order += 1
+                node.input_shapes, node.input_dtypes = call_shapes(args, kwargs)
+            else:
+                _add_variant(node.input_variants, node.input_shapes,
+                             call_shapes(args, kwargs)[0])
+            stack.append(node)
+            segments.append(0)
             mode = observer.function_mode if plain else None
             if mode is not None:
                 if torch._C._len_torch_function_stack() and _top_function_mode() is mode:
@@ -420,12 +437,24 @@ class ModuleObserver:
                 if mode is not None:
                     torch._C._push_on_torch_function_stack(mode)
                     mode = None
-                post(module, args, None)  # as an always-called hook: sees the exception
+                observer._finished(node, failed=True)
                 raise
             finally:
                 if mode is not None:
                     torch._C._push_on_torch_function_stack(mode)
-            post(module, args, out)
+            if stack and stack[-1] is node:
+                stack.pop()
+                segments.pop()
+                if segments:
+                    segments[-1] += 1  # the caller's next gap starts
+            if node.calls == 1:
+                node.output_shapes, node.output_dtypes = shapes_and_dtypes(out)
+            else:
+                _add_variant(node.output_variants, node.output_shapes,
+                             shapes_and_dtypes(out)[0])
+            if track_grad:
+                observer.claim(out, node)
+            observer.last_finished = node
             return out
 
         observed.__wrapped__ = forward  # type: ignore[attr-defined]  # inspect.signature
@@ -453,17 +482,13 @@ class ModuleObserver:
 
     def _post(self, module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
         node = self.nodes[id(module)]
-        stack = self.stack
-        if stack and stack[-1] is node:
-            stack.pop()
-            segments = self.segments
-            segments.pop()
-            if segments:
-                segments[-1] += 1  # the caller's next gap starts
-        if sys.exc_info()[1] is not None:
-            if self.failed_node is None:
-                self.failed_node = node
+        # an always-called hook runs from _call_impl's own ``except`` when the forward raised;
+        # a module called while user code handles an exception sees sys.exc_info() set too,
+        # but runs its hooks from ``inner`` as usual
+        if sys.exc_info()[1] is not None and sys._getframe(1).f_code is not _HOOKS_CALLER:
+            self._finished(node, failed=True)
             return
+        self._finished(node, failed=False)
         if node.calls == 1:
             node.output_shapes, node.output_dtypes = shapes_and_dtypes(output)
         else:
@@ -472,6 +497,18 @@ class ModuleObserver:
         if self.track_grad:
             self.claim(output, node)
         self.last_finished = node
+
+    def _finished(self, node: Node, *, failed: bool) -> None:
+        """``node``'s call returned (or raised, when ``failed``): off the stack."""
+        stack = self.stack
+        if stack and stack[-1] is node:
+            stack.pop()
+            segments = self.segments
+            segments.pop()
+            if segments:
+                segments[-1] += 1  # the caller's next gap starts
+        if failed and self.failed_node is None:
+            self.failed_node = node
 
     @property
     def current(self) -> Node:
