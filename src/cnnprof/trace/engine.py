@@ -70,9 +70,8 @@ def preserved_state(model: torch.nn.Module, *, train: bool,
         torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
-#: what ``Module.__init__`` puts in every module's ``__dict__`` (hook tables, ``_parameters``,
-#: ``training`` ...): never a tensor, so never looked at
-_MODULE_STATE = frozenset(vars(torch.nn.Module()))
+#: per type of attribute value: can it be, or be a list of, tensors?
+_HOLDS_TENSORS: dict[type, bool] = {}
 
 
 def _tensor_attributes(module: torch.nn.Module) -> dict[str, Any]:
@@ -80,8 +79,17 @@ def _tensor_attributes(module: torch.nn.Module) -> dict[str, Any]:
     tensors, with a copy of each list's items (lists are refreshed in place)."""
     saved: dict[str, Any] = {}
     state = vars(module)
-    for key in state.keys() - _MODULE_STATE:  # its own attributes: a few, or none
-        value = state[key]
+    # every count asks every module; the distinct types of its attributes (a handful: the
+    # hook dicts, ints, tuples, a bool) say at once whether any can hold a tensor
+    for kind in set(map(type, state.values())):
+        holds = _HOLDS_TENSORS.get(kind)
+        if holds is None:
+            holds = _HOLDS_TENSORS[kind] = issubclass(kind, (torch.Tensor, list))
+        if holds:
+            break
+    else:
+        return saved
+    for key, value in state.items():
         if isinstance(value, torch.Tensor):
             saved[key] = value
         elif (isinstance(value, list) and value
