@@ -1,11 +1,13 @@
 """How the trace watches module calls: an instance ``forward`` wrapper where a module has no
 hooks (``Module._call_impl`` keeps its fast path), a pre/post hook pair where it does. Both
-must give the same report, field for field (trace/observers.py, docs/performance.md)."""
+must give the same report, field for field (trace/observers.py, docs/performance.md). And
+the records freeze makes without LayerRecord's own __init__ (trace/frozen.py)."""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
 
 import pytest
 import torch
@@ -13,7 +15,9 @@ from torch import nn
 
 from cnnprof import profile
 from cnnprof.errors import ModelFailedError
+from cnnprof.report import LayerRecord
 from cnnprof.trace import observers
+from cnnprof.trace.frozen import maker
 
 
 class Block(nn.Module):
@@ -168,3 +172,41 @@ def test_modules_called_while_an_exception_is_handled_did_not_fail(
     report = profile(Fallback(), [torch.randn(2, 4)], device="meta")
     assert report.layer("a").output_shapes == ((2, 4),)
     assert report.layer("b").output_shapes == ((2, 4),)
+
+
+@pytest.mark.parametrize("backward", [False, True])
+def test_records_are_what_their_init_makes(backward: bool) -> None:
+    """freeze builds LayerRecords without the frozen dataclass's __init__ (trace/frozen.py):
+    each must be the very object LayerRecord(**fields) makes."""
+    report = profile(Mixed().eval(), _inputs(), device="meta", backward=backward)
+    for record in report.layers:
+        made = LayerRecord(**{f.name: getattr(record, f.name) for f in fields(LayerRecord)})
+        assert made == record
+        assert list(vars(made).items()) == list(vars(record).items())
+
+
+def test_maker_falls_back_to_init() -> None:
+    @dataclass(frozen=True)
+    class Checked:
+        n: int
+        tags: list[int] = field(default_factory=list)
+
+        def __post_init__(self) -> None:
+            if self.n < 0:
+                raise ValueError("negative")
+
+    @dataclass(frozen=True, slots=True)
+    class Slotted:
+        n: int = 0
+
+    with pytest.raises(ValueError):
+        maker(Checked)({"n": -1})
+    assert maker(Slotted)({"n": 2}) == Slotted(2)
+    plain = maker(LayerRecord)
+    first, second = plain({"name": "a", "type": "b", "depth": 0}), LayerRecord("a", "b", 0)
+    assert first == second and first.attributes is not plain({"name": "a", "type": "b",
+                                                               "depth": 0}).attributes
+    with pytest.raises(TypeError):
+        plain({"name": "a", "type": "b", "depth": 0, "no_such_field": 1})
+    with pytest.raises(TypeError):
+        plain({"name": "a"})

@@ -9,7 +9,12 @@ from typing import Any
 import torch
 
 from cnnprof.report import Cost, LayerRecord, Totals
+from cnnprof.trace.frozen import maker
 from cnnprof.trace.observers import Charged, Node, Stretch
+
+#: ``LayerRecord(**fields)`` from a dict of fields, without the frozen dataclass's __init__
+#: (trace/frozen.py): one per row
+_record = maker(LayerRecord)
 
 #: ``LayerRecord.type`` of the rows made from ops in a parent's own forward
 FUNCTIONAL = "functional"
@@ -256,29 +261,30 @@ def _backward(charged: Charged) -> Cost:
 def _stretch_record(stretch: Stretch, name: str) -> LayerRecord:
     cost = stretch.cost()
     calls = max(1, stretch.calls)
-    return LayerRecord(
-        name=name,
-        type=FUNCTIONAL,
-        kind="ops",
-        depth=stretch.parent.depth + 1,
-        calls=stretch.calls,
-        is_leaf=True,
-        input_shapes=stretch.input_shapes,
-        input_dtypes=stretch.input_dtypes,
-        output_shapes=stretch.output_shapes,
-        output_dtypes=stretch.output_dtypes,
-        macs=cost.macs,
-        flops=cost.flops,
-        activation_bytes=cost.activation_bytes,
-        read_bytes=cost.read_bytes,
-        write_bytes=cost.write_bytes,
-        self_cost=cost,
-        unsupported_ops=dict(stretch.unsupported),
-        backward=_backward(stretch) if stretch.bwd is not None else None,
-        attributes={"parent": stretch.parent.name, "segment": stretch.segment,
-                    # per call of the parent (a parent called in a loop runs them each time)
-                    "ops": {op: max(1, n // calls) for op, n in stretch.ops.items()}},
-    )
+    return _record({
+        "name": name,
+        "type": FUNCTIONAL,
+        "kind": "ops",
+        "depth": stretch.parent.depth + 1,
+        "calls": stretch.calls,
+        "is_leaf": True,
+        "input_shapes": stretch.input_shapes,
+        "input_dtypes": stretch.input_dtypes,
+        "output_shapes": stretch.output_shapes,
+        "output_dtypes": stretch.output_dtypes,
+        "macs": cost.macs,
+        "flops": cost.flops,
+        "activation_bytes": cost.activation_bytes,
+        "read_bytes": cost.read_bytes,
+        "write_bytes": cost.write_bytes,
+        "self_cost": cost,
+        "unsupported_ops": dict(stretch.unsupported),
+        "backward": _backward(stretch) if stretch.bwd is not None else None,
+        "attributes": {"parent": stretch.parent.name, "segment": stretch.segment,
+                       # per call of the parent (a parent called in a loop runs them each
+                       # time)
+                       "ops": {op: max(1, n // calls) for op, n in stretch.ops.items()}},
+    })
 
 
 @dataclass(frozen=True)
@@ -349,34 +355,32 @@ def freeze(root: Node) -> Frozen:
         if node is root:
             root_cost = Cost(macs, flops, act, read, write)
         numel, trainable, buffer_elems, nbytes = stats.inclusive[id(node)]
-        records.append(
-            LayerRecord(
-                name=node.name,
-                type=node.type,
-                depth=node.depth,
-                calls=node.calls,
-                is_leaf=not node.children,
-                input_shapes=node.input_shapes,
-                input_dtypes=node.input_dtypes,
-                output_shapes=node.output_shapes,
-                output_dtypes=node.output_dtypes,
-                distinct_input_shapes=tuple(node.input_variants),
-                distinct_output_shapes=tuple(node.output_variants),
-                params=numel,
-                own_params=stats.own[id(node)][0],
-                trainable_params=trainable,
-                buffers=buffer_elems,
-                param_bytes=nbytes,
-                macs=macs,
-                flops=flops,
-                activation_bytes=act,
-                read_bytes=read,
-                write_bytes=write,
-                self_cost=node.cost(),
-                unsupported_ops=dict(node.unsupported),
-                backward=backward.get(id(node)),
-                attributes=module_attributes(node.module),
-                shared_params_with=shared.get(id(node)),
-            )
-        )
+        records.append(_record({
+            "name": node.name,
+            "type": node.type,
+            "depth": node.depth,
+            "calls": node.calls,
+            "is_leaf": not node.children,
+            "input_shapes": node.input_shapes,
+            "input_dtypes": node.input_dtypes,
+            "output_shapes": node.output_shapes,
+            "output_dtypes": node.output_dtypes,
+            "distinct_input_shapes": tuple(node.input_variants),
+            "distinct_output_shapes": tuple(node.output_variants),
+            "params": numel,
+            "own_params": stats.own[id(node)][0],
+            "trainable_params": trainable,
+            "buffers": buffer_elems,
+            "param_bytes": nbytes,
+            "macs": macs,
+            "flops": flops,
+            "activation_bytes": act,
+            "read_bytes": read,
+            "write_bytes": write,
+            "self_cost": node.cost(),
+            "unsupported_ops": dict(node.unsupported),
+            "backward": backward.get(id(node)),
+            "attributes": module_attributes(node.module),
+            "shared_params_with": shared.get(id(node)),
+        }))
     return Frozen(records, root_cost, dict(unsupported_total), stats)
