@@ -24,6 +24,7 @@ A call that raises stores nothing, so an error (a shape mismatch) is raised ever
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -40,8 +41,11 @@ _PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
 #: ``OpOverload.__hash__``, a Python method) and per return whether it is an input written
 #: in place
 _CACHEABLE: dict[Any, tuple[int, tuple[bool, ...]] | None] = {}
-#: key → per return: the flat tensor index of an in-place result, else (shape, stride, dtype)
-_RESULTS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+#: key → (the entry's number, per return: the flat tensor index of an in-place result, else
+#: (shape, stride, dtype))
+_RESULTS: dict[tuple[Any, ...], tuple[int, tuple[Any, ...]]] = {}
+#: numbers entries (never reused, also after a clear)
+_NUMBERS = itertools.count()
 
 
 class _NotCacheable(Exception):
@@ -108,9 +112,10 @@ def run_op(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 
 def run_op_keyed(func: Any, args: tuple[Any, ...],
-                 kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...] | None]:
-    """``run_op`` and the call's key (None when it was not memoised): whatever is a pure
-    function of the call's metadata, such as its cost, can be memoised under the same key."""
+                 kwargs: dict[str, Any]) -> tuple[Any, int | None]:
+    """``run_op`` and the number of the call's key (None when it was not memoised): whatever
+    is a pure function of the call's metadata, such as its cost, can be memoised under that
+    number (an int: hashed and compared at no cost, where the key is a long tuple)."""
     try:
         op = _CACHEABLE[func]
     except KeyError:
@@ -148,39 +153,42 @@ def run_op_keyed(func: Any, args: tuple[Any, ...],
         # factories: cached only with an explicit meta device (a default device may change)
         return func(*args, **kwargs), None
     key = tuple(parts)
-    stored = _RESULTS.get(key)
-    if stored is not None:
+    entry = _RESULTS.get(key)
+    if entry is not None:
+        number, stored = entry
         if len(stored) == 1:  # most ops
             spec = stored[0]
             return (tensors[spec] if type(spec) is int else
-                    torch.empty_strided(spec[0], spec[1], dtype=spec[2], device=_META)), key
+                    torch.empty_strided(spec[0], spec[1], dtype=spec[2], device=_META)), number
         return tuple(tensors[spec] if type(spec) is int else
                      torch.empty_strided(spec[0], spec[1], dtype=spec[2], device=_META)
-                     for spec in stored), key
+                     for spec in stored), number
     out = func(*args, **kwargs)
-    return out, (key if _store(key, out, tensors, op[1]) else None)
+    return out, _store(key, out, tensors, op[1])
 
 
 def _store(key: tuple[Any, ...], out: Any, tensors: list[torch.Tensor],
-           written: tuple[bool, ...]) -> bool:
+           written: tuple[bool, ...]) -> int | None:
+    """Keep ``out``'s layout under ``key`` when it can be rebuilt; the entry's number."""
     results = out if isinstance(out, tuple) else (out,)
     if len(results) != len(written):
-        return False
+        return None
     specs: list[int | tuple[Any, ...]] = []
     for result, in_place in zip(results, written, strict=True):
         if type(result) not in _PLAIN_TYPES:
-            return False
+            return None
         if in_place:  # must be one of the inputs, returned as itself
             same = [i for i, t in enumerate(tensors) if t is result]
             if not same:
-                return False
+                return None
             specs.append(same[0])
         elif (result.device == _META and result.layout == _STRIDED
               and all(t is not result for t in tensors)):
             specs.append((tuple(result.shape), result.stride(), result.dtype))
         else:
-            return False
+            return None
     if len(_RESULTS) >= MAX_ENTRIES:
         _RESULTS.clear()
-    _RESULTS[key] = tuple(specs)
-    return True
+    number = next(_NUMBERS)
+    _RESULTS[key] = (number, tuple(specs))
+    return number

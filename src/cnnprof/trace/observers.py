@@ -24,7 +24,7 @@ from cnnprof.counting import REGISTRY, FormulaRegistry, OpKind, OpTrait
 from cnnprof.counting import formulas as _formulas  # noqa: F401  (registers the built-ins)
 from cnnprof.counting import vision_ops as _vision_ops  # noqa: F401
 from cnnprof.report import Cost
-from cnnprof.trace.meta_cache import run_op_keyed
+from cnnprof.trace.meta_cache import MAX_ENTRIES, run_op_keyed
 from cnnprof.trace.structure import (
     call_shapes,
     iter_tensors,
@@ -589,8 +589,9 @@ class _OpInfo:
         return tensor_bytes(out)
 
 
-#: per registry: (its version, op-call key → charge); weak, so a test's registry goes with it
-_COST_MEMO: weakref.WeakKeyDictionary[FormulaRegistry, tuple[int, dict[Any, OpCharge]]] = (
+#: per registry: (its version, number of an op call's key (meta_cache) → charge); weak, so a
+#: test's registry goes with it
+_COST_MEMO: weakref.WeakKeyDictionary[FormulaRegistry, tuple[int, dict[int, OpCharge]]] = (
     weakref.WeakKeyDictionary())
 
 
@@ -612,7 +613,7 @@ class OpObserver(TorchDispatchMode):
         self._cache: dict[Any, _OpInfo] = {}
         self._version = registry.version
         #: the charge memo of ``registry`` at ``_memo_version``
-        self._charges: dict[Any, OpCharge] = {}
+        self._charges: dict[int, OpCharge] = {}
         self._memo_version = -1
 
     def _info(self, func: Any) -> _OpInfo:
@@ -650,6 +651,8 @@ class OpObserver(TorchDispatchMode):
         if charge is None:
             charge = self._charge(func, args, kwargs, out)
             if key is not None:
+                if len(self._charges) >= MAX_ENTRIES:  # bounded as the kernel memo is
+                    self._charges.clear()
                 self._charges[key] = charge
         if charge is FREE:
             return out
@@ -667,7 +670,7 @@ class OpObserver(TorchDispatchMode):
             node.charge(charge)
         return out
 
-    def _memo(self) -> dict[Any, OpCharge]:
+    def _memo(self) -> dict[int, OpCharge]:
         registry = self.registry
         version, memo = _COST_MEMO.get(registry, (None, None))
         if memo is None or version != registry.version:
