@@ -210,3 +210,22 @@ def test_maker_falls_back_to_init() -> None:
         plain({"name": "a", "type": "b", "depth": 0, "no_such_field": 1})
     with pytest.raises(TypeError):
         plain({"name": "a"})
+
+
+class HoldsScripted(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Linear(4, 4)
+        self.scripted = torch.jit.script(nn.Sequential(nn.Linear(4, 4), nn.ReLU()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scripted(self.first(x))
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_a_scripted_submodule_is_refused_and_nothing_stays_attached() -> None:
+    model = HoldsScripted()
+    with pytest.raises(RuntimeError, match="ScriptModules"):
+        profile(model, [torch.randn(2, 4)], device="meta")
+    assert all("forward" not in vars(m) for m in (model, model.first))
+    assert not model.first._forward_hooks and not model.first._forward_pre_hooks

@@ -351,6 +351,15 @@ class ModuleObserver:
         return [node.module for node in self.nodes.values()]
 
     def attach(self) -> None:
+        """Observe every module; a module that cannot be observed (a ``ScriptModule`` inside
+        the model) raises, with everything attached so far taken off again."""
+        try:
+            self._attach()
+        except BaseException:
+            self.detach()
+            raise
+
+    def _attach(self) -> None:
         pre, post = (self._pre_grad, self._post) if self.track_grad else (self._pre, self._post)
         pre_id, post_id = self._hook_ids = _hook_ids()
         hooked = self._hooked
@@ -358,6 +367,8 @@ class ModuleObserver:
         for node in self.nodes.values():
             module = node.module
             try:
+                if isinstance(module, torch.jit.ScriptModule):
+                    raise AttributeError  # the public API says it cannot hook one
                 tables = (module._forward_pre_hooks, module._forward_pre_hooks_with_kwargs,
                           module._forward_hooks, module._forward_hooks_always_called)
                 own_hooks = bool(tables[0] or tables[2] or module._backward_hooks
