@@ -1,10 +1,11 @@
-"""The two observers of a trace.
+"""The observers of a trace.
 
-``ModuleObserver`` keeps the stack of running modules with forward pre/post hooks;
-``OpObserver`` (a ``TorchDispatchMode``) costs every aten op and charges it to the module on
-top of that stack; ``FusedFunctionObserver`` (a ``TorchFunctionMode``) costs fused functions
-(attention, recurrent layers) where they are called, so the kernel a backend picks (a fused
-CPU kernel, cuDNN, or the decomposition the meta device runs) cannot change the count.
+``ModuleObserver`` keeps the stack of running modules (each module's ``forward`` wrapped for
+the run, or a pre/post hook pair on a module with hooks of its own); ``OpObserver`` (a
+``TorchDispatchMode``) costs every aten op and charges it to the module on top of that
+stack; ``FusedFunctionObserver`` (a ``TorchFunctionMode``) costs fused functions (attention,
+recurrent layers) where they are called, so the kernel a backend picks (a fused CPU kernel,
+cuDNN, or the decomposition the meta device runs) cannot change the count.
 """
 
 from __future__ import annotations
