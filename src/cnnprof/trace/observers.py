@@ -242,15 +242,18 @@ _HOOKS_CALLER: Any = next((c for c in torch.nn.Module._call_impl.__code__.co_con
 
 _GLOBAL_HOOKS = ("_global_forward_pre_hooks", "_global_forward_hooks",
                  "_global_backward_pre_hooks", "_global_backward_hooks")
-_callers: frozenset[Any] | None = None
+#: (the code objects, their ids) of ``_forward_callers``, found once
+_callers: tuple[tuple[Any, ...], frozenset[int]] | None = None
 
 
-def _forward_callers() -> frozenset[Any]:
-    """The code objects of torch's functions that call a module's ``forward`` (``_call_impl``,
-    the ``inner`` of its hooked path, ``_slow_forward``); empty when a probe module's forward
-    is called from anywhere else (another torch): then every module is hooked instead. An
-    observed ``forward`` called from elsewhere is a direct ``module.forward(x)`` call, which
-    no hook sees either, and is passed through unobserved."""
+def _forward_callers() -> frozenset[int]:
+    """The ids of the code objects of torch's functions that call a module's ``forward``
+    (``_call_impl``, the ``inner`` of its hooked path, ``_slow_forward``); empty when a probe
+    module's forward is called from anywhere else (another torch): then every module is
+    hooked instead. An observed ``forward`` called from elsewhere is a direct
+    ``module.forward(x)`` call, which no hook sees either, and is passed through unobserved.
+    Ids, not the code objects: hashing a code object hashes its contents (~0.8 µs for
+    ``_call_impl``), and this is asked on every module call; the objects are kept alive."""
     global _callers
     if _callers is None:
         module_cls = torch.nn.Module
@@ -266,8 +269,9 @@ def _forward_callers() -> frozenset[Any]:
             probe()
         finally:
             handle.remove()
-        _callers = frozenset(codes) if len(seen) == 2 and codes.issuperset(seen) else frozenset()
-    return _callers
+        found = tuple(codes) if len(seen) == 2 and codes.issuperset(seen) else ()
+        _callers = found, frozenset(map(id, found))
+    return _callers[1]
 
 
 def _global_hooks() -> bool:
@@ -423,7 +427,7 @@ class ModuleObserver:
         track_grad = self.track_grad
 
         def observed(*args: Any, **kwargs: Any) -> Any:
-            if frame(1).f_code not in callers:  # module.forward(x): not a module call
+            if id(frame(1).f_code) not in callers:  # module.forward(x): not a module call
                 return forward(*args, **kwargs)
             if track_grad:
                 observer.claim((args, kwargs), stack[-1] if stack else observer.root)
