@@ -2,6 +2,7 @@
 
     python benchmarks/overhead.py                          # → benchmarks/results/overhead.md
     python benchmarks/overhead.py --models resnet18 --rounds 5 --output /tmp/o.md
+    python benchmarks/overhead.py --models regnet_y_400mf --cprofile 30 --output /tmp/o.md
 
 For each model (built on the CPU, counted on meta as ``cnnprof.profile(model, [x])`` does) the
 same forward runs under growing layers of the trace, alternating every round:
@@ -10,13 +11,21 @@ same forward runs under growing layers of the trace, alternating every round:
    meta count: torch's Python dispatch, the model's own Python, a meta tensor per result);
 2. ``+ costing``: cnnprof's ``OpObserver`` (cost memo and attribution to the running module);
 3. ``+ function mode``: ``FusedFunctionObserver`` (every torch function call goes through it);
-4. ``+ module hooks``: the whole ``run_observed`` (hooks on every module, attach/detach);
+4. ``+ module observation``: the whole ``run_observed`` (every module call observed, by a
+   wrapped ``forward`` or a hook pair, with the function mode off the stack inside plain
+   ``torch.nn`` leaves; the tree, attach/detach, the saved training flags);
 5. ``profile()``: the full report (stand-ins, freezing the records, totals).
 
 Times are CPU seconds of this thread (``time.thread_time``), the minimum over the rounds: on a
 shared machine that is the figure least moved by other processes. Differences between rows
 are the cost of each layer; divided by the number of ops or module calls they give µs per op
-and µs per module call.
+and µs per module call. Layer 4 also takes the function mode off the stack inside plain
+leaves, so part of layer 3's cost comes back there (its per-call figure can be below the
+observation's own cost).
+
+``--cprofile N`` also prints, per model, the N functions with the most own time of
+``profile()`` under cProfile (ten warm calls) to stderr: where to look next. cProfile adds
+a fixed cost per Python call, so it ranks; the table above measures.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ DEFAULT_OUTPUT = HERE / "results" / "overhead.md"
 MODELS = ("mobilenet_v3_large", "regnet_y_400mf", "shufflenet_v2_x1_0", "resnet50")
 
 
-def measure(name: str, rounds: int) -> dict[str, Any]:
+def measure(name: str, rounds: int, cprofile: int = 0) -> dict[str, Any]:
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -87,7 +96,7 @@ def measure(name: str, rounds: int) -> dict[str, Any]:
 
     variants: dict[str, Callable[[], Any]] = {
         "memo": memo, "+ costing": costing, "+ function mode": function_mode,
-        "+ module hooks": lambda: engine.run_observed(model, call),
+        "+ module observation": lambda: engine.run_observed(model, call),
         "profile()": lambda: cnnprof.profile(model, [x]),
     }
     best = {k: float("inf") for k in variants}
@@ -105,6 +114,18 @@ def measure(name: str, rounds: int) -> dict[str, Any]:
             call()
         run = engine.run_observed(model, call)
     module_calls = sum(node.calls for node in run.modules.nodes.values())
+    if cprofile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        with torch.no_grad():
+            profiler.enable()
+            for _ in range(10):
+                cnnprof.profile(model, [x])
+            profiler.disable()
+        print(f"\n{name}: cProfile of 10 profile() calls, by own time", file=sys.stderr)
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(cprofile)
     return {"best": best, "ops": counter.ops, "module_calls": module_calls,
             "modules": len(run.modules.nodes)}
 
@@ -114,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--cprofile", type=int, default=0, metavar="N",
+                        help="also print the N functions with the most own time (stderr)")
     args = parser.parse_args(argv)
 
     import torch
@@ -122,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()
     results = {}
     for name in args.models:
-        results[name] = measure(name, args.rounds)
+        results[name] = measure(name, args.rounds, args.cprofile)
         print(name, {k: f"{v * 1e3:.2f} ms" for k, v in results[name]["best"].items()},
               file=sys.stderr, flush=True)
     from importlib.metadata import version
@@ -140,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         "memos (what every count after the first pays); method in the script's docstring",
         "",
         "| model | aten ops | module calls | memo (floor) | + costing | + function mode "
-        "| + module hooks | profile() | µs / op (costing) | µs / op (function mode) "
-        "| µs / module call (hooks) | µs / row (freeze, stand-ins, totals) |",
+        "| + module observation | profile() | µs / op (costing) | µs / op (function mode) "
+        "| µs / module call (observation) | µs / row (freeze, stand-ins, totals) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, res in results.items():
@@ -150,13 +173,13 @@ def main(argv: list[str] | None = None) -> int:
         per = [
             (b["+ costing"] - b["memo"]) * 1e3 / ops,
             (b["+ function mode"] - b["+ costing"]) * 1e3 / ops,
-            (b["+ module hooks"] - b["+ function mode"]) * 1e3 / calls,
-            (b["profile()"] - b["+ module hooks"]) * 1e3 / res["modules"],
+            (b["+ module observation"] - b["+ function mode"]) * 1e3 / calls,
+            (b["profile()"] - b["+ module observation"]) * 1e3 / res["modules"],
         ]
         lines.append(
             f"| {name} | {ops} | {calls} | " + " | ".join(
                 f"{b[k]:.1f} ms" for k in ("memo", "+ costing", "+ function mode",
-                                           "+ module hooks", "profile()"))
+                                           "+ module observation", "profile()"))
             + " | " + " | ".join(f"{v:.1f}" for v in per) + " |")
     lines.append("")
     text = "\n".join(lines)

@@ -26,6 +26,7 @@ Method (also written into the output):
   get their own ``deepcopy`` of the model; the other tools share the built model, and the
   script checks that its ``state_dict`` keys and hooks are unchanged afterwards.
 
+    pip install -e '.[bench]'                       # thop, fvcore, ptflops, torchinfo
     python benchmarks/peers.py                      # all 15 models → benchmarks/results/peers.md
     python benchmarks/peers.py --models alexnet resnet18 --repeats 3 --output /tmp/p.md
 """

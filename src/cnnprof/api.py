@@ -35,10 +35,10 @@ from cnnprof.inputs import (
     with_dtype,
 )
 from cnnprof.report import Generation, ModelInfo, Report, TensorInfo
-from cnnprof.trace.build import freeze, model_totals
+from cnnprof.trace.build import freeze
 from cnnprof.trace.engine import TraceRun, meta_stand_ins, needs_real_values, run_observed
 from cnnprof.trace.lazy import lazy_modules, materialise
-from cnnprof.trace.stand_ins import call_with
+from cnnprof.trace.stand_ins import Plan, call_with, meta_plan
 from cnnprof.weights import apply as apply_weights
 from cnnprof.weights import load_state_dict
 from cnnprof.weights import stand_ins as weight_stand_ins
@@ -268,7 +268,8 @@ def profile(
                         if used_device == "meta" else " (loaded)"))
     if run.printed:
         notes.append("the model printed during forward: " + _clip(run.printed))
-    records, total_cost, unsupported = freeze(run.modules.root)
+    frozen = freeze(run.modules.root)
+    records, unsupported = frozen.records, frozen.unsupported
     if entry is not None and entry.task == "detection" and run.error is None:
         from cnnprof.zoo.detection import boxes_processed
 
@@ -293,7 +294,7 @@ def profile(
     if entry is not None and entry.extra.get("printed_on_import"):
         notes.append("the model file printed on import: " + _clip(entry.extra["printed_on_import"]))
     info = ModelInfo(info.spec, type(instance).__name__, info.source)
-    totals = model_totals(instance, total_cost, records[0].backward if records else None)
+    totals = frozen.totals(records[0].backward if records else None)
     generation = None
     if decode is not None and cache_bytes:
         from cnnprof.zoo.hf import decode_shape
@@ -544,20 +545,24 @@ def _count(
             model = materialise(model, dev, lambda m: m(*args, **kwargs), copy=True)
             notes.append(_lazy_note(lazy, dev, copy=True))
         current = _model_device(model)
+        swap: dict[str, torch.Tensor] | Plan
         if current == dev and cast is None and weights is None:
             # the instance's own parameters, but copies of its buffers: a forward in train mode
             # updates BatchNorm statistics and spectral norm's u/v in place
-            stand_ins = {name: b.clone() for name, b in model.named_buffers()}
+            swap = {name: b.clone() for name, b in model.named_buffers()}
+        elif dev == "meta" and cast is None and weights is None:
+            swap = meta_plan(model)  # the common case: by tensor, no names
         else:
             stand_ins = meta_stand_ins(model, dev)
-        if weights is not None:
-            stand_ins.update(weight_stand_ins(model, *weights, dev))
-        if cast is not None:
-            stand_ins = {k: v.to(cast) if v.is_floating_point() else v
-                         for k, v in stand_ins.items()}
+            if weights is not None:
+                stand_ins.update(weight_stand_ins(model, *weights, dev))
+            if cast is not None:
+                stand_ins = {k: v.to(cast) if v.is_floating_point() else v
+                             for k, v in stand_ins.items()}
+            swap = stand_ins
 
         def call() -> Any:  # functional_call's semantics, ties kept (trace/stand_ins.py)
-            return call_with(model, stand_ins, args, kwargs)
+            return call_with(model, swap, args, kwargs)
 
         return run_observed(model, call, train=train, registry=registry,
                             backward=backward), model, dev

@@ -1,1 +1,1 @@
-"""One forward pass, two observers: module hooks (tree, shapes) and an op observer (costs)."""
+"""One forward pass, observed: module calls (tree, shapes) and ops (costs)."""

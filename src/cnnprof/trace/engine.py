@@ -18,6 +18,7 @@ from cnnprof.trace.observers import (
     FusedFunctionObserver,
     ModuleObserver,
     OpObserver,
+    Tally,
 )
 from cnnprof.trace.structure import iter_tensors
 
@@ -33,7 +34,8 @@ class TraceRun:
 
 
 @contextlib.contextmanager
-def preserved_state(model: torch.nn.Module, *, train: bool) -> Iterator[None]:
+def preserved_state(model: torch.nn.Module, *, train: bool,
+                    modules: list[torch.nn.Module] | None = None) -> Iterator[None]:
     """Set train/eval for the run; restore every module's own flag, the tensors it keeps as
     plain attributes, and the MHA fast path.
 
@@ -46,8 +48,10 @@ def preserved_state(model: torch.nn.Module, *, train: bool) -> Iterator[None]:
     ``nn.LSTM`` refreshes ``_flat_weights``; left alone, the user's module would keep meta or
     copied tensors until its next forward.
     """
-    flags = [(m, m.training) for m in model.modules()]
-    attributes = [(m, _tensor_attributes(m)) for m in model.modules()]
+    if modules is None:
+        modules = list(model.modules())
+    flags = [(m, m.training) for m in modules]
+    attributes = [(m, saved) for m in modules if (saved := _tensor_attributes(m))]
     fastpath = torch.backends.mha.get_fastpath_enabled()
     try:
         torch.backends.mha.set_fastpath_enabled(False)
@@ -62,16 +66,30 @@ def preserved_state(model: torch.nn.Module, *, train: bool) -> Iterator[None]:
             if module.training is not flag:  # Module.__setattr__ is slow; most are unchanged
                 module.training = flag
         for module, saved in attributes:
-            if saved:
-                _restore_attributes(module, saved)
+            _restore_attributes(module, saved)
         torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
+#: per type of attribute value: can it be, or be a list of, tensors?
+_HOLDS_TENSORS: dict[type, bool] = {}
 
 
 def _tensor_attributes(module: torch.nn.Module) -> dict[str, Any]:
     """The module's plain (non-parameter, non-buffer) attributes holding tensors or lists of
     tensors, with a copy of each list's items (lists are refreshed in place)."""
     saved: dict[str, Any] = {}
-    for key, value in vars(module).items():
+    state = vars(module)
+    # every count asks every module; the distinct types of its attributes (a handful: the
+    # hook dicts, ints, tuples, a bool) say at once whether any can hold a tensor
+    for kind in set(map(type, state.values())):
+        holds = _HOLDS_TENSORS.get(kind)
+        if holds is None:
+            holds = _HOLDS_TENSORS[kind] = issubclass(kind, (torch.Tensor, list))
+        if holds:
+            break
+    else:
+        return saved
+    for key, value in state.items():
         if isinstance(value, torch.Tensor):
             saved[key] = value
         elif (isinstance(value, list) and value
@@ -94,12 +112,32 @@ def _restore_attributes(module: torch.nn.Module, saved: dict[str, Any]) -> None:
 def meta_stand_ins(
     model: torch.nn.Module, device: str | torch.device = "meta"
 ) -> dict[str, torch.Tensor]:
-    """Parameters and buffers as fresh tensors on ``device`` (meta: no memory at all)."""
+    """Parameters and buffers as fresh tensors on ``device`` (meta: no memory at all), by
+    every name they have (``named_parameters``/``named_buffers`` with duplicates)."""
     out: dict[str, torch.Tensor] = {}
-    for name, p in model.named_parameters(remove_duplicate=False):
-        out[name] = _stand_in(p, device).requires_grad_(p.requires_grad)
-    for name, b in model.named_buffers(remove_duplicate=False):
-        out[name] = _stand_in(b, device)
+    # one walk for both (named_parameters and named_buffers walk the tree each)
+    paths = [(f"{prefix}." if prefix else "", module)
+             for prefix, module in model.named_modules(remove_duplicate=False)]
+    if str(device) == "meta":
+        meta = torch.device("meta")
+        for prefix, module in paths:
+            for name, p in module._parameters.items():
+                if p is not None:
+                    out[prefix + name] = torch.empty_like(p, device=meta,
+                                                          requires_grad=p.requires_grad)
+        for prefix, module in paths:
+            for name, b in module._buffers.items():
+                if b is not None:
+                    out[prefix + name] = torch.empty_like(b, device=meta)
+        return out
+    for prefix, module in paths:
+        for name, p in module._parameters.items():
+            if p is not None:
+                out[prefix + name] = _stand_in(p, device).requires_grad_(p.requires_grad)
+    for prefix, module in paths:
+        for name, b in module._buffers.items():
+            if b is not None:
+                out[prefix + name] = _stand_in(b, device)
     return out
 
 
@@ -143,7 +181,8 @@ def run_observed(
     with PROCESS_LOCK, seeded_rng():
         modules.attach()
         try:
-            with preserved_state(model, train=train), contextlib.redirect_stdout(printed):
+            with (preserved_state(model, train=train, modules=modules.modules()),
+                  contextlib.redirect_stdout(printed)):
                 grad_ctx = torch.enable_grad() if grad or backward else torch.no_grad()
                 with grad_ctx:
                     with user_code("the model's forward"):
@@ -169,9 +208,9 @@ def _run_backward(modules: ModuleObserver, output: Any, registry: FormulaRegistr
     if not roots:
         return "no output requires grad (frozen parameters?); the backward pass is not counted"
     for node in modules.nodes.values():
-        node.bwd = [0, 0, 0, 0, 0]
+        node.bwd = Tally()
         for stretch in node.stretches.values():
-            stretch.bwd = [0, 0, 0, 0, 0]
+            stretch.bwd = Tally()
     # torch.autograd.grad (not .backward) so nothing lands in the user's parameters' .grad;
     # the leaves are what the forward's graph reaches (meta stand-ins under functional_call).
     seeds = [torch.ones_like(t) for t in roots]

@@ -18,9 +18,25 @@ from torch.nn.parameter import UninitializedBuffer, UninitializedParameter, is_l
 
 def lazy_modules(model: torch.nn.Module) -> list[str]:
     """Names of the modules whose parameters or buffers are not materialised yet."""
+    if not _any_lazy(model):  # every count asks; names are only made when one is lazy
+        return []
     return [name or type(module).__name__ for name, module in model.named_modules()
             if isinstance(module, LazyModuleMixin)
             and module.has_uninitialized_params()]  # type: ignore[misc]
+
+
+def _any_lazy(model: torch.nn.Module) -> bool:
+    seen: set[int] = set()
+    todo = [model]
+    while todo:
+        module = todo.pop()
+        if isinstance(module, LazyModuleMixin):
+            return True
+        for child in module._modules.values():
+            if child is not None and id(child) not in seen:
+                seen.add(id(child))
+                todo.append(child)
+    return False
 
 
 def materialise(model: torch.nn.Module, device: str, forward: Callable[[torch.nn.Module], Any],

@@ -24,6 +24,7 @@ A call that raises stores nothing, so an error (a shape mismatch) is raised ever
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -32,13 +33,19 @@ import torch
 MAX_ENTRIES = 50_000
 
 _META = torch.device("meta")
+_STRIDED = torch.strided
 _PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
 
 #: per op overload, from its schema (computed once): None when its result cannot be rebuilt
-#: from metadata, else per return whether it is an input written in place
-_CACHEABLE: dict[Any, tuple[bool, ...] | None] = {}
-#: key → per return: ("arg", flat tensor index) for an in-place result, else (shape, stride, dtype)
-_RESULTS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+#: from metadata, else the op's number in keys (an int hashes without calling
+#: ``OpOverload.__hash__``, a Python method) and per return whether it is an input written
+#: in place
+_CACHEABLE: dict[Any, tuple[int, tuple[bool, ...]] | None] = {}
+#: key → (the entry's number, per return: the flat tensor index of an in-place result, else
+#: (shape, stride, dtype))
+_RESULTS: dict[tuple[Any, ...], tuple[int, tuple[Any, ...]]] = {}
+#: numbers entries (never reused, also after a clear)
+_NUMBERS = itertools.count()
 
 
 class _NotCacheable(Exception):
@@ -75,6 +82,7 @@ _SCALARS = frozenset({type(None), bool, int, float, str, torch.dtype, torch.devi
 _T = object()
 #: marks a list of ints in a key: the tuple of its values follows
 _INTS = object()
+_INT = frozenset({int})
 
 
 def _flatten(value: Any, key: list[Any], tensors: list[torch.Tensor]) -> None:
@@ -104,29 +112,32 @@ def run_op(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 
 def run_op_keyed(func: Any, args: tuple[Any, ...],
-                 kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...] | None]:
-    """``run_op`` and the call's key (None when it was not memoised): whatever is a pure
-    function of the call's metadata, such as its cost, can be memoised under the same key."""
+                 kwargs: dict[str, Any]) -> tuple[Any, int | None]:
+    """``run_op`` and the number of the call's key (None when it was not memoised): whatever
+    is a pure function of the call's metadata, such as its cost, can be memoised under that
+    number (an int: hashed and compared at no cost, where the key is a long tuple)."""
     try:
-        written = _CACHEABLE[func]
+        op = _CACHEABLE[func]
     except KeyError:
-        written = _CACHEABLE[func] = _schema_cacheable(func)
-    if written is None:
+        written = _schema_cacheable(func)
+        op = _CACHEABLE[func] = None if written is None else (len(_CACHEABLE), written)
+    if op is None:
         return func(*args, **kwargs), None
     tensors: list[torch.Tensor] = []
-    parts: list[Any] = [func, len(args)]
+    parts: list[Any] = [op[0], len(args)]
     try:
         for value in args:  # _flatten inlined for the common arguments: this is per op
             kind = type(value)
             if kind in _PLAIN_TYPES:
-                if not value.is_meta or value.layout is not torch.strided or value.is_complex():
+                dtype = value.dtype
+                if not value.is_meta or value.layout is not _STRIDED or dtype.is_complex:
                     raise _NotCacheable
                 tensors.append(value)
-                parts += (_T, value.shape, value.stride(), value.dtype, value.storage_offset())
+                parts += (_T, value.shape, value.stride(), dtype, value.storage_offset())
             elif kind in _SCALARS:
                 parts.append(kind)
                 parts.append(value)
-            elif kind is list and all(type(v) is int for v in value):
+            elif kind is list and _INT.issuperset(map(type, value)):
                 # an int[] (stride, padding, shape): one tuple, tagged apart from _flatten's
                 # own list encoding so the two cannot collide
                 parts.append(_INTS)
@@ -142,36 +153,42 @@ def run_op_keyed(func: Any, args: tuple[Any, ...],
         # factories: cached only with an explicit meta device (a default device may change)
         return func(*args, **kwargs), None
     key = tuple(parts)
-    stored = _RESULTS.get(key)
-    if stored is not None:
-        outs = [tensors[spec[1]] if spec[0] == "arg" else
-                torch.empty_strided(spec[0], spec[1], dtype=spec[2], device=_META)
-                for spec in stored]
-        return (outs[0] if len(outs) == 1 else tuple(outs)), key
+    entry = _RESULTS.get(key)
+    if entry is not None:
+        number, stored = entry
+        if len(stored) == 1:  # most ops
+            spec = stored[0]
+            return (tensors[spec] if type(spec) is int else
+                    torch.empty_strided(spec[0], spec[1], dtype=spec[2], device=_META)), number
+        return tuple(tensors[spec] if type(spec) is int else
+                     torch.empty_strided(spec[0], spec[1], dtype=spec[2], device=_META)
+                     for spec in stored), number
     out = func(*args, **kwargs)
-    return out, (key if _store(key, out, tensors, written) else None)
+    return out, _store(key, out, tensors, op[1])
 
 
 def _store(key: tuple[Any, ...], out: Any, tensors: list[torch.Tensor],
-           written: tuple[bool, ...]) -> bool:
+           written: tuple[bool, ...]) -> int | None:
+    """Keep ``out``'s layout under ``key`` when it can be rebuilt; the entry's number."""
     results = out if isinstance(out, tuple) else (out,)
     if len(results) != len(written):
-        return False
-    specs: list[tuple[Any, ...]] = []
+        return None
+    specs: list[int | tuple[Any, ...]] = []
     for result, in_place in zip(results, written, strict=True):
         if type(result) not in _PLAIN_TYPES:
-            return False
+            return None
         if in_place:  # must be one of the inputs, returned as itself
             same = [i for i, t in enumerate(tensors) if t is result]
             if not same:
-                return False
-            specs.append(("arg", same[0]))
-        elif (result.device == _META and result.layout == torch.strided
+                return None
+            specs.append(same[0])
+        elif (result.device == _META and result.layout == _STRIDED
               and all(t is not result for t in tensors)):
             specs.append((tuple(result.shape), result.stride(), result.dtype))
         else:
-            return False
+            return None
     if len(_RESULTS) >= MAX_ENTRIES:
         _RESULTS.clear()
-    _RESULTS[key] = tuple(specs)
-    return True
+    number = next(_NUMBERS)
+    _RESULTS[key] = (number, tuple(specs))
+    return number

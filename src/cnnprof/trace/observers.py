@@ -1,29 +1,33 @@
-"""The two observers of a trace.
+"""The observers of a trace.
 
-``ModuleObserver`` keeps the stack of running modules with forward pre/post hooks;
-``OpObserver`` (a ``TorchDispatchMode``) costs every aten op and charges it to the module on
-top of that stack; ``FusedFunctionObserver`` (a ``TorchFunctionMode``) costs fused functions
-(attention, recurrent layers) where they are called, so the kernel a backend picks (a fused
-CPU kernel, cuDNN, or the decomposition the meta device runs) cannot change the count.
+``ModuleObserver`` keeps the stack of running modules (each module's ``forward`` wrapped for
+the run, or a pre/post hook pair on a module with hooks of its own); ``OpObserver`` (a
+``TorchDispatchMode``) costs every aten op and charges it to the module on top of that
+stack; ``FusedFunctionObserver`` (a ``TorchFunctionMode``) costs fused functions (attention,
+recurrent layers) where they are called, so the kernel a backend picks (a fused CPU kernel,
+cuDNN, or the decomposition the meta device runs) cannot change the count.
 """
 
 from __future__ import annotations
 
 import sys
 import weakref
-from collections import Counter
+from dataclasses import dataclass
+from types import CodeType
 from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.hooks import RemovableHandle
 
 from cnnprof.counting import REGISTRY, FormulaRegistry, OpKind, OpTrait
 from cnnprof.counting import formulas as _formulas  # noqa: F401  (registers the built-ins)
 from cnnprof.counting import vision_ops as _vision_ops  # noqa: F401
 from cnnprof.report import Cost
-from cnnprof.trace.meta_cache import run_op_keyed
+from cnnprof.trace.meta_cache import MAX_ENTRIES, run_op_keyed
 from cnnprof.trace.structure import (
+    call_shapes,
     iter_tensors,
     shapes_and_dtypes,
     tensor_bytes,
@@ -31,11 +35,35 @@ from cnnprof.trace.structure import (
 )
 
 
-class Charged:
-    """What the op observers charge ops to: a module's own costs (``Node``) or one gap of a
-    parent's own ops (``Stretch``)."""
+@dataclass(frozen=True, slots=True)
+class OpCharge:
+    """What one op call adds to the module, or the gap of a parent's own ops, it runs in.
 
-    __slots__ = ("act", "bwd", "flops", "macs", "read", "unsupported", "write")
+    Worked out once per op-call key (shapes, strides, dtypes, arguments: everything a formula
+    reads) and registry version, and memoised: every later call with the same key adds the
+    same record. A slots dataclass: reading five fields off it per op costs less than
+    unpacking a NamedTuple (a tuple subclass misses CPython's fast path), measured in
+    docs/performance.md."""
+
+    macs: int = 0
+    flops: int = 0
+    #: bytes of newly produced tensors (in-place ops and views produce none)
+    act: int = 0
+    read: int = 0
+    write: int = 0
+    #: the op's name when it has no formula (or ``"NAME (formula failed)"``), else None
+    unsupported: str | None = None
+
+
+#: views: nothing at all (compared by identity)
+FREE = OpCharge()
+
+
+class Tally:
+    """Running sums of op charges, in ``Cost``'s order: MACs, FLOPs, activation, read and
+    write bytes."""
+
+    __slots__ = ("act", "flops", "macs", "read", "write")
 
     def __init__(self) -> None:
         self.macs = 0
@@ -43,12 +71,48 @@ class Charged:
         self.act = 0
         self.read = 0
         self.write = 0
-        self.unsupported: Counter[str] = Counter()
-        #: backward self cost [macs, flops, activation, read, write]; None without --backward
-        self.bwd: list[int] | None = None
+
+    def add(self, charge: OpCharge) -> None:
+        self.macs += charge.macs
+        self.flops += charge.flops
+        self.act += charge.act
+        self.read += charge.read
+        self.write += charge.write
 
     def cost(self) -> Cost:
+        if not (self.macs or self.flops or self.act or self.read or self.write):
+            return _ZERO  # a parent's own cost, mostly: Cost is frozen, one serves all
         return Cost(self.macs, self.flops, self.act, self.read, self.write)
+
+
+_ZERO = Cost()
+
+
+class Charged(Tally):
+    """What the op observers charge ops to: a module's own costs (``Node``) or one gap of a
+    parent's own ops (``Stretch``)."""
+
+    __slots__ = ("bwd", "unsupported")
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: op name → calls without a formula
+        self.unsupported: dict[str, int] = {}
+        #: backward self cost; None without --backward
+        self.bwd: Tally | None = None
+
+    def charge(self, charge: OpCharge) -> None:
+        self.macs += charge.macs
+        self.flops += charge.flops
+        self.act += charge.act
+        self.read += charge.read
+        self.write += charge.write
+        missing = charge.unsupported
+        if missing is not None:
+            self.unsupported[missing] = self.unsupported.get(missing, 0) + 1
+
+    def count_unsupported(self, name: str) -> None:
+        self.unsupported[name] = self.unsupported.get(name, 0) + 1
 
 
 class Node(Charged):
@@ -63,7 +127,10 @@ class Node(Charged):
     )
 
     def __init__(self, name: str, module: torch.nn.Module, parent: Node | None) -> None:
-        super().__init__()
+        # Charged's fields set here, not by super().__init__(): one Node per module per count
+        self.macs = self.flops = self.act = self.read = self.write = 0
+        self.unsupported: dict[str, int] = {}
+        self.bwd: Tally | None = None
         self.name = name
         self.module = module
         self.type = type(module).__name__
@@ -113,21 +180,21 @@ class Stretch(Charged):
         self.order = order
         self.calls = 0
         self.last_call = -1
-        #: op label → calls, over all of the parent's calls
-        self.ops: Counter[str] = Counter()
+        #: op label → calls, over all of the parent's calls, in the order first run
+        self.ops: dict[str, int] = {}
         #: op label → FLOPs (what a long stretch's row name picks its ops by)
-        self.op_flops: Counter[str] = Counter()
+        self.op_flops: dict[str, int] = {}
         self.input_shapes: tuple[tuple[int, ...], ...] = ()
         self.input_dtypes: tuple[str, ...] = ()
         self.output_shapes: tuple[tuple[int, ...], ...] = ()
         self.output_dtypes: tuple[str, ...] = ()
 
-    def saw(self, name: str, args: Any, out: Any, flops: int) -> None:
-        """One op of the gap: its name and FLOPs, and (first call only) the shapes going in
-        and out."""
-        label = op_label(name)
-        self.ops[label] += 1
-        self.op_flops[label] += flops
+    def saw(self, label: str, args: Any, out: Any, flops: int) -> None:
+        """One op of the gap (``label``: ``op_label`` of its name): its FLOPs, and (first
+        call only) the shapes going in and out."""
+        ops = self.ops
+        ops[label] = ops.get(label, 0) + 1
+        self.op_flops[label] = self.op_flops.get(label, 0) + flops
         if self.calls == 1:
             if not self.input_shapes:  # the gap's inputs: the first op's tensor arguments
                 self.input_shapes, self.input_dtypes = shapes_and_dtypes(args)
@@ -144,11 +211,100 @@ def _add_variant(variants: list[tuple[tuple[int, ...], ...]], first: tuple[tuple
     variants.append(shapes)
 
 
+#: ``torch.nn`` classes whose ``forward`` calls no fused function (attention, recurrent
+#: layers) and no other module: while one runs as a leaf, the function mode is taken off the
+#: stack, so the torch functions it calls (``F.conv2d``, ``F.batch_norm``, ``F.relu``) skip a
+#: Python round trip each that could change nothing (a leaf has no gap to claim for)
+_PLAIN_LEAVES: frozenset[type] = frozenset(
+    getattr(torch.nn, name) for name in (
+        "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+        "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm",
+        "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm",
+        "Linear", "Bilinear", "Identity", "Flatten", "Unflatten", "Embedding",
+        "ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish",
+        "Sigmoid", "Tanh", "Hardswish", "Hardsigmoid", "Hardtanh", "Softplus", "Softmax",
+        "LogSoftmax", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
+        "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
+        "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
+        "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "Upsample", "PixelShuffle", "ZeroPad2d",
+        "ConstantPad1d", "ConstantPad2d", "ConstantPad3d", "ReflectionPad2d",
+        "ChannelShuffle",
+    ) if hasattr(torch.nn, name))
+
+def _top_function_mode() -> Any:
+    return torch._C._get_function_stack_at(torch._C._len_torch_function_stack() - 1)
+
+
+#: the code that runs a module's hooks when its forward returns (``_call_impl``'s ``inner``);
+#: None on a torch without it (then any exception being handled counts as a failure)
+_HOOKS_CALLER: Any = next((c for c in torch.nn.Module._call_impl.__code__.co_consts
+                           if isinstance(c, CodeType) and c.co_name == "inner"), None)
+
+_GLOBAL_HOOKS = ("_global_forward_pre_hooks", "_global_forward_hooks",
+                 "_global_backward_pre_hooks", "_global_backward_hooks")
+#: (the code objects, their ids) of ``_forward_callers``, found once
+_callers: tuple[tuple[Any, ...], frozenset[int]] | None = None
+
+
+def _forward_callers() -> frozenset[int]:
+    """The ids of the code objects of torch's functions that call a module's ``forward``
+    (``_call_impl``, the ``inner`` of its hooked path, ``_slow_forward``); empty when a probe
+    module's forward is called from anywhere else (another torch): then every module is
+    hooked instead. An observed ``forward`` called from elsewhere is a direct
+    ``module.forward(x)`` call, which no hook sees either, and is passed through unobserved.
+    Ids, not the code objects: hashing a code object hashes its contents (~0.8 µs for
+    ``_call_impl``), and this is asked on every module call; the objects are kept alive."""
+    global _callers
+    if _callers is None:
+        module_cls = torch.nn.Module
+        impl = module_cls._call_impl.__code__
+        codes = {impl, module_cls._slow_forward.__code__}
+        codes.update(c for c in impl.co_consts if isinstance(c, CodeType))
+        seen: list[Any] = []
+        probe = module_cls()
+        vars(probe)["forward"] = lambda: seen.append(sys._getframe(1).f_code)
+        probe()
+        handle = probe.register_forward_pre_hook(lambda module, args: None)
+        try:
+            probe()
+        finally:
+            handle.remove()
+        found = tuple(codes) if len(seen) == 2 and codes.issuperset(seen) else ()
+        _callers = found, frozenset(map(id, found))
+    return _callers[1]
+
+
+def _global_hooks() -> bool:
+    """Does any process-wide module hook exist (or can this torch not say)?"""
+    table = torch.nn.modules.module.__dict__
+    return any(table.get(name, True) for name in _GLOBAL_HOOKS)
+
+
+def _hook_ids() -> tuple[int, int]:
+    """Two hook ids no ``RemovableHandle`` will ever use (taken from its counter, as
+    ``Module.register_forward_hook`` does)."""
+    first = RemovableHandle.next_id
+    RemovableHandle.next_id += 2
+    return first, first + 1
+
+
 class ModuleObserver:
     """Hooks every module once; tracks the running-module stack and first-call shapes.
 
     With ``track_grad`` it also records which module created each autograd node, so a later
     backward pass can charge its ops to the module whose forward they differentiate.
+
+    A module without hooks of its own (and no process-wide hooks) is observed by an instance
+    ``forward`` that wraps its class's: ``Module._call_impl`` then keeps its fast path, which
+    any hook switches off (~8 µs a call: a closure, a set, the hook loops), and a plain
+    ``torch.nn`` leaf (``_PLAIN_LEAVES``) runs with the function mode off the stack. The
+    wrapper does what the hooks do, at the same moments: after every other pre-hook (there
+    are none) and before nothing else. A module that has hooks gets a pre/post hook pair
+    instead, one bound method pair shared by every such module, put straight into its hook
+    dicts under two reserved ids (what ``register_forward_pre_hook(..., with_kwargs=True)``
+    and ``register_forward_hook(..., always_call=True)`` do, without a ``RemovableHandle``
+    and a closure per module and hook): they run after the module's own hooks, as
+    registered hooks would.
     """
 
     def __init__(self, model: torch.nn.Module, *, track_grad: bool = False) -> None:
@@ -163,6 +319,15 @@ class ModuleObserver:
         self.stack: list[Node] = []
         #: per open call (parallel to ``stack``): direct child calls that have returned
         self.segments: list[int] = []
+        self._hook_ids: tuple[int, int] | None = None
+        #: each hooked module's four hook tables (pre, pre with kwargs, post, always called)
+        self._hooked: list[tuple[dict[int, Any], ...]] = []
+        #: each wrapped module's ``__dict__`` and the ``forward`` put there
+        self._wrapped: list[tuple[dict[str, Any], Any]] = []
+        #: the trace's function mode (set by ``FusedFunctionObserver``): taken off the stack
+        #: while a plain ``torch.nn`` leaf runs
+        self.function_mode: TorchFunctionMode | None = None
+        #: modules hooked through the public API (their class has no hook dicts of its own)
         self._handles: list[Any] = []
         self._next_order = 0
         #: innermost module that was running when the forward raised, and the last that ran
@@ -173,70 +338,193 @@ class ModuleObserver:
         self.failed_op: tuple[str, tuple[Any, ...], dict[str, Any], BaseException] | None = None
 
     def _build_tree(self, model: torch.nn.Module) -> Node:
+        nodes = self.nodes
+        root = None
         for name, module, parent in walk_modules(model):
-            node = Node(name, module, None if parent is None else self.nodes[id(parent)])
-            self.nodes[id(module)] = node
-            if node.parent is not None:
-                node.parent.children.append(node)
-        return self.nodes[id(model)]
+            if parent is None:
+                node = root = Node(name, module, None)
+            else:
+                owner = nodes[id(parent)]
+                node = Node(name, module, owner)
+                owner.children.append(node)
+            nodes[id(module)] = node
+        assert root is not None
+        return root
+
+    def modules(self) -> list[torch.nn.Module]:
+        """Every module of the model, each once (the tree's)."""
+        return [node.module for node in self.nodes.values()]
 
     def attach(self) -> None:
+        """Observe every module; a module that cannot be observed (a ``ScriptModule`` inside
+        the model) raises, with everything attached so far taken off again."""
+        try:
+            self._attach()
+        except BaseException:
+            self.detach()
+            raise
+
+    def _attach(self) -> None:
+        pre, post = (self._pre_grad, self._post) if self.track_grad else (self._pre, self._post)
+        pre_id, post_id = self._hook_ids = _hook_ids()
+        hooked = self._hooked
+        wrap = not _global_hooks() and bool(_forward_callers())
         for node in self.nodes.values():
             module = node.module
-            self._handles.append(
-                module.register_forward_pre_hook(self._pre_hook(node), with_kwargs=True)
-            )
-            self._handles.append(
-                module.register_forward_hook(self._post_hook(node), always_call=True)
-            )
+            try:
+                if isinstance(module, torch.jit.ScriptModule):
+                    raise AttributeError  # the public API says it cannot hook one
+                tables = (module._forward_pre_hooks, module._forward_pre_hooks_with_kwargs,
+                          module._forward_hooks, module._forward_hooks_always_called)
+                own_hooks = bool(tables[0] or tables[2] or module._backward_hooks
+                                 or module._backward_pre_hooks)
+            except AttributeError:  # not set up by Module.__init__: the public API
+                self._handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
+                self._handles.append(module.register_forward_hook(post, always_call=True))
+                continue
+            state = vars(module)
+            if wrap and not own_hooks and "forward" not in state:
+                observed = self._observed(node)
+                state["forward"] = observed
+                self._wrapped.append((state, observed))
+                continue
+            tables[0][pre_id] = pre
+            tables[1][pre_id] = True
+            tables[2][post_id] = post
+            tables[3][post_id] = True
+            hooked.append(tables)
 
     def detach(self) -> None:
+        for state, observed in self._wrapped:
+            if state.get("forward") is observed:
+                del state["forward"]
+        self._wrapped.clear()
+        if self._hook_ids is not None:
+            pre_id, post_id = self._hook_ids
+            self._hook_ids = None
+            for pre_hooks, pre_kwargs, post_hooks, always in self._hooked:
+                pre_hooks.pop(pre_id, None)
+                pre_kwargs.pop(pre_id, None)
+                post_hooks.pop(post_id, None)
+                always.pop(post_id, None)
+            self._hooked.clear()
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
         self.stack.clear()
         self.segments.clear()
 
-    def _pre_hook(self, node: Node) -> Any:
-        def hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def _observed(self, node: Node) -> Any:
+        """``node.module``'s forward, observed as its pre and post hooks would observe it
+        (the same steps as ``_pre`` and ``_post``, inlined: this runs on every module call)."""
+        module = node.module
+        forward = module.forward  # the class's, bound (nothing in the instance's __dict__)
+        callers = _forward_callers()
+        frame = sys._getframe
+        plain = type(module) in _PLAIN_LEAVES and not node.children
+        observer = self
+        stack, segments = self.stack, self.segments
+        track_grad = self.track_grad
+
+        def observed(*args: Any, **kwargs: Any) -> Any:
+            if id(frame(1).f_code) not in callers:  # module.forward(x): not a module call
+                return forward(*args, **kwargs)
+            if track_grad:
+                observer.claim((args, kwargs), stack[-1] if stack else observer.root)
             node.calls += 1
             if node.calls == 1:
-                node.order = self._next_order
-                self._next_order += 1
-                node.input_shapes, node.input_dtypes = shapes_and_dtypes((args, kwargs))
+                node.order = observer._next_order
+                observer._next_order += 1
+                node.input_shapes, node.input_dtypes = call_shapes(args, kwargs)
             else:
                 _add_variant(node.input_variants, node.input_shapes,
-                             shapes_and_dtypes((args, kwargs))[0])
-            if self.track_grad:
-                # whatever produced the inputs and is still unclaimed ran in the caller's own
-                # forward (children claim theirs when they finish)
-                self.claim((args, kwargs), self.current)
-            self.stack.append(node)
-            self.segments.append(0)
-
-        return hook
-
-    def _post_hook(self, node: Node) -> Any:
-        def hook(module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
-            if self.stack and self.stack[-1] is node:
-                self.stack.pop()
-                self.segments.pop()
-                if self.segments:
-                    self.segments[-1] += 1  # the caller's next gap starts
-            if sys.exc_info()[1] is not None:
-                if self.failed_node is None:
-                    self.failed_node = node
-                return
+                             call_shapes(args, kwargs)[0])
+            stack.append(node)
+            segments.append(0)
+            mode = observer.function_mode if plain else None
+            if mode is not None:
+                if torch._C._len_torch_function_stack() and _top_function_mode() is mode:
+                    torch._C._pop_torch_function_stack()
+                else:
+                    mode = None
+            try:
+                out = forward(*args, **kwargs)
+            except Exception:
+                if mode is not None:
+                    torch._C._push_on_torch_function_stack(mode)
+                    mode = None
+                observer._finished(node, failed=True)
+                raise
+            finally:
+                if mode is not None:
+                    torch._C._push_on_torch_function_stack(mode)
+            if stack and stack[-1] is node:
+                stack.pop()
+                segments.pop()
+                if segments:
+                    segments[-1] += 1  # the caller's next gap starts
             if node.calls == 1:
-                node.output_shapes, node.output_dtypes = shapes_and_dtypes(output)
+                node.output_shapes, node.output_dtypes = shapes_and_dtypes(out)
             else:
                 _add_variant(node.output_variants, node.output_shapes,
-                             shapes_and_dtypes(output)[0])
-            if self.track_grad:
-                self.claim(output, node)
-            self.last_finished = node
+                             shapes_and_dtypes(out)[0])
+            if track_grad:
+                observer.claim(out, node)
+            observer.last_finished = node
+            return out
 
-        return hook
+        observed.__wrapped__ = forward  # type: ignore[attr-defined]  # inspect.signature
+        return observed
+
+    def _pre(self, module: torch.nn.Module, args: tuple[Any, ...],
+             kwargs: dict[str, Any]) -> None:
+        node = self.nodes[id(module)]
+        node.calls += 1
+        if node.calls == 1:
+            node.order = self._next_order
+            self._next_order += 1
+            node.input_shapes, node.input_dtypes = call_shapes(args, kwargs)
+        else:
+            _add_variant(node.input_variants, node.input_shapes, call_shapes(args, kwargs)[0])
+        self.stack.append(node)
+        self.segments.append(0)
+
+    def _pre_grad(self, module: torch.nn.Module, args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> None:
+        # whatever produced the inputs and is still unclaimed ran in the caller's own
+        # forward (children claim theirs when they finish)
+        self.claim((args, kwargs), self.current)
+        self._pre(module, args, kwargs)
+
+    def _post(self, module: torch.nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        node = self.nodes[id(module)]
+        # an always-called hook runs from _call_impl's own ``except`` when the forward raised;
+        # a module called while user code handles an exception sees sys.exc_info() set too,
+        # but runs its hooks from ``inner`` as usual
+        if sys.exc_info()[1] is not None and sys._getframe(1).f_code is not _HOOKS_CALLER:
+            self._finished(node, failed=True)
+            return
+        self._finished(node, failed=False)
+        if node.calls == 1:
+            node.output_shapes, node.output_dtypes = shapes_and_dtypes(output)
+        else:
+            _add_variant(node.output_variants, node.output_shapes,
+                         shapes_and_dtypes(output)[0])
+        if self.track_grad:
+            self.claim(output, node)
+        self.last_finished = node
+
+    def _finished(self, node: Node, *, failed: bool) -> None:
+        """``node``'s call returned (or raised, when ``failed``): off the stack."""
+        stack = self.stack
+        if stack and stack[-1] is node:
+            stack.pop()
+            segments = self.segments
+            segments.pop()
+            if segments:
+                segments[-1] += 1  # the caller's next gap starts
+        if failed and self.failed_node is None:
+            self.failed_node = node
 
     @property
     def current(self) -> Node:
@@ -251,6 +539,10 @@ class ModuleObserver:
         node = self.stack[-1]
         if not node.children:
             return node
+        return self.stretch(node)
+
+    def stretch(self, node: Node) -> Stretch:
+        """The gap of ``node``'s running call (on top of the stack) that runs now."""
         segment = self.segments[-1]
         stretch = node.stretches.get(segment)
         if stretch is None:
@@ -291,11 +583,13 @@ class ModuleObserver:
 
 
 class _OpInfo:
-    __slots__ = ("formula", "kind", "mutable", "name", "primary_only")
+    __slots__ = ("formula", "kind", "label", "mutable", "name", "primary_only")
 
     def __init__(self, name: str, kind: OpKind, formula: Any, mutable: bool,
                  primary_only: bool) -> None:
         self.name = name
+        #: the op's name in an ``"ops"`` row (``op_label``)
+        self.label = op_label(name)
         self.kind = kind
         self.formula = formula
         self.mutable = mutable
@@ -311,12 +605,9 @@ class _OpInfo:
         return tensor_bytes(out)
 
 
-#: what one op call adds to its module: read, write and activation bytes, MACs, FLOPs, and the
-#: op's name when it has no formula
-_Cost = tuple[int, int, int, int, int, "str | None"]
-_FREE: _Cost = (0, 0, 0, 0, 0, None)  # views: nothing at all (compared by identity)
-#: per registry: (its version, op-call key → cost); weak, so a test's registry goes with it
-_COST_MEMO: weakref.WeakKeyDictionary[FormulaRegistry, tuple[int, dict[Any, _Cost]]] = (
+#: per registry: (its version, number of an op call's key (meta_cache) → charge); weak, so a
+#: test's registry goes with it
+_COST_MEMO: weakref.WeakKeyDictionary[FormulaRegistry, tuple[int, dict[int, OpCharge]]] = (
     weakref.WeakKeyDictionary())
 
 
@@ -337,6 +628,9 @@ class OpObserver(TorchDispatchMode):
         self.suppress = 0
         self._cache: dict[Any, _OpInfo] = {}
         self._version = registry.version
+        #: the charge memo of ``registry`` at ``_memo_version``
+        self._charges: dict[int, OpCharge] = {}
+        self._memo_version = -1
 
     def _info(self, func: Any) -> _OpInfo:
         if self._version != self.registry.version:
@@ -355,7 +649,8 @@ class OpObserver(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
-        kwargs = kwargs or {}
+        if kwargs is None:
+            kwargs = {}
         try:
             # memoised on meta (trace/meta_cache.py); ``key`` is set when the call was keyed
             out, key = run_op_keyed(func, args, kwargs)
@@ -365,51 +660,56 @@ class OpObserver(TorchDispatchMode):
         if self.suppress:
             return out
         # the key holds everything a formula reads (shapes, strides, dtypes, arguments), so a
-        # cost worked out once per key and registry version holds for every later call
-        memo = self._memo()
-        cost = memo.get(key) if key is not None else None
-        if cost is None:
-            cost = self._cost(func, args, kwargs, out)
+        # charge worked out once per key and registry version holds for every later call
+        if self._memo_version != self.registry.version:
+            self._charges = self._memo()
+        charge = self._charges.get(key) if key is not None else None
+        if charge is None:
+            charge = self._charge(func, args, kwargs, out)
             if key is not None:
-                memo[key] = cost
-        if cost is _FREE:
+                if len(self._charges) >= MAX_ENTRIES:  # bounded as the kernel memo is
+                    self._charges.clear()
+                self._charges[key] = charge
+        if charge is FREE:
             return out
-        node = self.modules.sink()
-        if type(node) is Stretch:
-            node.saw(self._info(func).name, args, out, cost[4])
-        read, write, act, macs, flops, missing = cost
-        node.read += read
-        node.write += write
-        node.act += act
-        node.macs += macs
-        node.flops += flops
-        if missing is not None:
-            node.unsupported[missing] += 1
+        modules = self.modules
+        stack = modules.stack
+        if not stack:
+            modules.root.charge(charge)
+            return out
+        node = stack[-1]
+        if node.children:  # a parent's own op: the gap it runs in
+            stretch = modules.stretch(node)
+            stretch.saw(self._info(func).label, args, out, charge.flops)
+            stretch.charge(charge)
+        else:
+            node.charge(charge)
         return out
 
-    def _memo(self) -> dict[Any, _Cost]:
+    def _memo(self) -> dict[int, OpCharge]:
         registry = self.registry
         version, memo = _COST_MEMO.get(registry, (None, None))
         if memo is None or version != registry.version:
             memo = {}
             _COST_MEMO[registry] = (registry.version, memo)
+        self._memo_version = registry.version
         return memo
 
-    def _cost(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> _Cost:
-        """(read, write, activation bytes, MACs, FLOPs, unsupported op name or None)."""
+    def _charge(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                out: Any) -> OpCharge:
         info = self._info(func)
         if info.kind is OpKind.VIEW:
-            return _FREE
+            return FREE
         written = info.written(out)
         read, act = tensor_bytes(args), (0 if info.mutable else written)
         if info.kind is OpKind.COMPUTE:
             try:
                 cost = info.formula(args, kwargs, out)
             except Exception:  # a formula bug must never break the user's forward
-                return read, written, act, 0, 0, f"{info.name} (formula failed)"
-            return read, written, act, cost.macs, cost.flops, None
-        return read, written, act, 0, 0, (info.name if info.kind is OpKind.UNSUPPORTED
-                                          else None)
+                return OpCharge(0, 0, act, read, written, f"{info.name} (formula failed)")
+            return OpCharge(cost.macs, cost.flops, act, read, written)
+        return OpCharge(0, 0, act, read, written,
+                        info.name if info.kind is OpKind.UNSUPPORTED else None)
 
 
 #: ``torch._C._current_autograd_node`` (the node the engine is running) is private API; when a
@@ -425,18 +725,15 @@ class BackwardOpObserver(OpObserver):
                            kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        cost = self._cost(func, args, kwargs, out)
-        if cost is _FREE:
+        charge = self._charge(func, args, kwargs, out)
+        if charge is FREE:
             return out
         modules = self.modules
         node = modules.grad_owner.get(_current_autograd_node(), modules.root)
-        bwd = node.bwd
-        assert bwd is not None  # _run_backward zeroes every module and gap before it starts
-        read, write, act, macs, flops, missing = cost
-        for index, value in enumerate((macs, flops, act, read, write)):
-            bwd[index] += value
-        if missing is not None:
-            node.unsupported[missing] += 1
+        assert node.bwd is not None  # _run_backward zeroes every module and gap before it starts
+        node.bwd.add(charge)
+        if charge.unsupported is not None:
+            node.count_unsupported(charge.unsupported)
         return out
 
 
@@ -471,10 +768,12 @@ class FusedFunctionObserver(TorchFunctionMode):
         self.ops = ops
         self.table = _fused_functions()
         self.claims = ops.modules.track_grad
+        ops.modules.function_mode = self
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
-        kwargs = kwargs or {}
+        if kwargs is None:
+            kwargs = {}
         name = self.table.get(func)
         if name is None or self.ops.suppress:
             out = func(*args, **kwargs)
@@ -494,18 +793,18 @@ class FusedFunctionObserver(TorchFunctionMode):
         node.act += written
         flops = 0
         if formula is None:
-            node.unsupported[name] += 1
+            node.count_unsupported(name)
         else:
             try:
                 cost = formula(args, kwargs, out)
             except Exception:  # a formula bug must never break the user's forward
-                node.unsupported[f"{name} (formula failed)"] += 1
+                node.count_unsupported(f"{name} (formula failed)")
             else:
                 flops = cost.flops
                 node.macs += cost.macs
                 node.flops += flops
         if type(node) is Stretch:
-            node.saw(name, args, out, flops)
+            node.saw(op_label(name), args, out, flops)
         if self.claims:
             self._claim_for_gap(out)
         return out

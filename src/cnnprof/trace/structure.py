@@ -24,13 +24,17 @@ def walk_modules(model: torch.nn.Module) -> list[WalkedModule]:
     todo: list[tuple[str, torch.nn.Module]] = [("", model)]
     while todo:
         prefix, module = todo.pop()
+        children = module._modules
+        if not children:  # a leaf: most modules
+            continue
         kids: list[tuple[str, torch.nn.Module]] = []
-        for child_name, child in module._modules.items():
+        for child_name, child in children.items():
             if child is None or id(child) in seen:
                 continue  # shared modules appear once, under their first parent
             seen.add(id(child))
-            kids.append((f"{prefix}.{child_name}" if prefix else child_name, child))
-        out.extend((name, child, module) for name, child in kids)
+            name = f"{prefix}.{child_name}" if prefix else child_name
+            kids.append((name, child))
+            out.append((name, child, module))
         todo.extend(reversed(kids))
     return out
 
@@ -57,6 +61,19 @@ def shapes_and_dtypes(obj: Any) -> tuple[tuple[tuple[int, ...], ...], tuple[str,
     # ``.shape``/``.dtype`` read (about 2 µs each); nothing here needs it.
     with torch._C.DisableTorchFunction():
         return _shapes_and_dtypes(obj)
+
+
+def call_shapes(args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> tuple[tuple[tuple[int, ...], ...], tuple[str, ...]]:
+    """``shapes_and_dtypes((args, kwargs))``: a module call's inputs (a pre-hook's view)."""
+    with torch._C.DisableTorchFunction():
+        if not kwargs and len(args) == 1:  # most module calls: one tensor
+            t = args[0]
+            if isinstance(t, torch.Tensor):
+                name = _DTYPE_NAMES.get(t.dtype)
+                if name is not None:
+                    return (tuple(t.shape),), (name,)
+        return _shapes_and_dtypes((args, kwargs))
 
 
 def _shapes_and_dtypes(obj: Any) -> tuple[tuple[tuple[int, ...], ...], tuple[str, ...]]:
