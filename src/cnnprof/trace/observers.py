@@ -231,6 +231,7 @@ _PLAIN_LEAVES: frozenset[type] = frozenset(
         "ChannelShuffle",
     ) if hasattr(torch.nn, name))
 
+
 def _top_function_mode() -> Any:
     return torch._C._get_function_stack_at(torch._C._len_torch_function_stack() - 1)
 
@@ -289,7 +290,7 @@ def _hook_ids() -> tuple[int, int]:
 
 
 class ModuleObserver:
-    """Hooks every module once; tracks the running-module stack and first-call shapes.
+    """Observes every module call; tracks the running-module stack and first-call shapes.
 
     With ``track_grad`` it also records which module created each autograd node, so a later
     backward pass can charge its ops to the module whose forward they differentiate.
@@ -298,8 +299,8 @@ class ModuleObserver:
     ``forward`` that wraps its class's: ``Module._call_impl`` then keeps its fast path, which
     any hook switches off (~8 µs a call: a closure, a set, the hook loops), and a plain
     ``torch.nn`` leaf (``_PLAIN_LEAVES``) runs with the function mode off the stack. The
-    wrapper does what the hooks do, at the same moments: after every other pre-hook (there
-    are none) and before nothing else. A module that has hooks gets a pre/post hook pair
+    wrapper does what the hooks do, at the same moments (the module has no other hooks to run
+    before or after it). A module that has hooks gets a pre/post hook pair
     instead, one bound method pair shared by every such module, put straight into its hook
     dicts under two reserved ids (what ``register_forward_pre_hook(..., with_kwargs=True)``
     and ``register_forward_hook(..., always_call=True)`` do, without a ``RemovableHandle``
