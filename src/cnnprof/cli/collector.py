@@ -5,7 +5,7 @@ Two costs, both measured in benchmarks/startup.py's tuned-floor rows:
 * **the exit.** After ``import torch, torchvision`` the interpreter's own shutdown takes about
   1.3 s on our 2-core machines, nearly all of it the collector walking every object torch
   built, again, while modules are torn down. Moving everything to the permanent generation
-  first (``gc.freeze()``, after one full collection) cuts that to about 0.4 s. atexit
+  first (``gc.freeze()``, after one full collection) cuts that to 0.2-0.4 s. atexit
   handlers (a model's own), non-daemon threads and the flushing of stdio happen as before.
   What changes is when the objects still alive at exit are freed: later in the teardown, so
   a ``__del__`` may find module globals gone (which Python allows: "It is not guaranteed
