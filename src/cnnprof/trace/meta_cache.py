@@ -48,7 +48,7 @@ _RESULTS: dict[tuple[Any, ...], tuple[int, tuple[Any, ...]]] = {}
 _NUMBERS = itertools.count()
 
 
-class _NotCacheable(Exception):
+class NotCacheable(Exception):
     """A call's arguments cannot be keyed (a real tensor, a subclass, an unhashable value)."""
 
 
@@ -85,7 +85,7 @@ _INTS = object()
 _INT = frozenset({int})
 
 
-def _flatten(value: Any, key: list[Any], tensors: list[torch.Tensor]) -> None:
+def flatten(value: Any, key: list[Any], tensors: list[torch.Tensor]) -> None:
     """Append an unambiguous flat encoding of ``value`` to ``key`` (types and lengths are part
     of it, so nesting cannot collide); meta tensors go to ``tensors`` as well."""
     kind = type(value)
@@ -94,16 +94,45 @@ def _flatten(value: Any, key: list[Any], tensors: list[torch.Tensor]) -> None:
         key.append(value)
     elif kind in _PLAIN_TYPES:
         if not value.is_meta or value.layout is not torch.strided or value.is_complex():
-            raise _NotCacheable
+            raise NotCacheable
         tensors.append(value)
         key += (_T, value.shape, value.stride(), value.dtype, value.storage_offset())
     elif kind is list or kind is tuple:
         key.append(kind)
         key.append(len(value))
         for item in value:
-            _flatten(item, key, tensors)
+            flatten(item, key, tensors)
     else:
-        raise _NotCacheable
+        raise NotCacheable
+
+
+def append_call(parts: list[Any], tensors: list[torch.Tensor], args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> None:
+    """Append the key of a call's arguments to ``parts`` and its meta tensors to ``tensors``,
+    or raise ``NotCacheable``: the arguments of every op, and of a whole leaf module's call
+    (trace/leaf_memo.py)."""
+    parts.append(len(args))
+    for value in args:  # flatten inlined for the common arguments: this is per op
+        kind = type(value)
+        if kind in _PLAIN_TYPES:
+            dtype = value.dtype
+            if not value.is_meta or value.layout is not _STRIDED or dtype.is_complex:
+                raise NotCacheable
+            tensors.append(value)
+            parts += (_T, value.shape, value.stride(), dtype, value.storage_offset())
+        elif kind in _SCALARS:
+            parts.append(kind)
+            parts.append(value)
+        elif kind is list and _INT.issuperset(map(type, value)):
+            # an int[] (stride, padding, shape): one tuple, tagged apart from flatten's
+            # own list encoding so the two cannot collide
+            parts.append(_INTS)
+            parts.append(tuple(value))
+        else:
+            flatten(value, parts, tensors)
+    for name, value in kwargs.items():
+        parts.append(name)
+        flatten(value, parts, tensors)
 
 
 def run_op(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -124,34 +153,16 @@ def run_op_keyed(func: Any, args: tuple[Any, ...],
     if op is None:
         return func(*args, **kwargs), None
     tensors: list[torch.Tensor] = []
-    parts: list[Any] = [op[0], len(args)]
+    parts: list[Any] = [op[0]]
     try:
-        for value in args:  # _flatten inlined for the common arguments: this is per op
-            kind = type(value)
-            if kind in _PLAIN_TYPES:
-                dtype = value.dtype
-                if not value.is_meta or value.layout is not _STRIDED or dtype.is_complex:
-                    raise _NotCacheable
-                tensors.append(value)
-                parts += (_T, value.shape, value.stride(), dtype, value.storage_offset())
-            elif kind in _SCALARS:
-                parts.append(kind)
-                parts.append(value)
-            elif kind is list and _INT.issuperset(map(type, value)):
-                # an int[] (stride, padding, shape): one tuple, tagged apart from _flatten's
-                # own list encoding so the two cannot collide
-                parts.append(_INTS)
-                parts.append(tuple(value))
-            else:
-                _flatten(value, parts, tensors)
-        for name, value in kwargs.items():
-            parts.append(name)
-            _flatten(value, parts, tensors)
-    except _NotCacheable:
+        append_call(parts, tensors, args, kwargs)
+    except NotCacheable:
         return func(*args, **kwargs), None
-    if not tensors and kwargs.get("device") != _META:
-        # factories: cached only with an explicit meta device (a default device may change)
-        return func(*args, **kwargs), None
+    if not tensors:
+        if kwargs.get("device") != _META:
+            # factories: cached only with an explicit meta device (a default device may change)
+            return func(*args, **kwargs), None
+        parts.append(torch.get_default_dtype())  # what a factory without a dtype makes
     key = tuple(parts)
     entry = _RESULTS.get(key)
     if entry is not None:
@@ -160,11 +171,17 @@ def run_op_keyed(func: Any, args: tuple[Any, ...],
             spec = stored[0]
             return (tensors[spec] if type(spec) is int else
                     torch.empty_strided(spec[0], spec[1], dtype=spec[2], device=_META)), number
-        return tuple(tensors[spec] if type(spec) is int else
-                     torch.empty_strided(spec[0], spec[1], dtype=spec[2], device=_META)
-                     for spec in stored), number
+        return rebuilt(stored, tensors), number
     out = func(*args, **kwargs)
     return out, _store(key, out, tensors, op[1])
+
+
+def rebuilt(stored: tuple[Any, ...], tensors: list[torch.Tensor]) -> tuple[Any, ...]:
+    """The results of a memoised call: per stored spec, the input tensor it names (an int, the
+    call's flat tensor index) or a fresh meta tensor of that (shape, stride, dtype)."""
+    return tuple(tensors[spec] if type(spec) is int else
+                 torch.empty_strided(spec[0], spec[1], dtype=spec[2], device=_META)
+                 for spec in stored)
 
 
 def _store(key: tuple[Any, ...], out: Any, tensors: list[torch.Tensor],

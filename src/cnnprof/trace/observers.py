@@ -25,7 +25,9 @@ from cnnprof.counting import REGISTRY, FormulaRegistry, OpKind, OpTrait
 from cnnprof.counting import formulas as _formulas  # noqa: F401  (registers the built-ins)
 from cnnprof.counting import vision_ops as _vision_ops  # noqa: F401
 from cnnprof.report import Cost
-from cnnprof.trace.meta_cache import MAX_ENTRIES, run_op_keyed
+from cnnprof.trace import leaf_memo
+from cnnprof.trace.leaf_memo import LeafCall, LeafPlan
+from cnnprof.trace.meta_cache import MAX_ENTRIES, rebuilt, run_op_keyed
 from cnnprof.trace.structure import (
     call_shapes,
     iter_tensors,
@@ -328,6 +330,8 @@ class ModuleObserver:
         #: the trace's function mode (set by ``FusedFunctionObserver``): taken off the stack
         #: while a plain ``torch.nn`` leaf runs
         self.function_mode: TorchFunctionMode | None = None
+        #: the op observer while it is on the dispatch stack (it keeps the leaf memo)
+        self.ops: OpObserver | None = None
         #: modules hooked through the public API (their class has no hook dicts of its own)
         self._handles: list[Any] = []
         self._next_order = 0
@@ -422,7 +426,10 @@ class ModuleObserver:
         forward = module.forward  # the class's, bound (nothing in the instance's __dict__)
         callers = _forward_callers()
         frame = sys._getframe
-        plain = type(module) in _PLAIN_LEAVES and not node.children
+        # a plain leaf: torch's own class and forward (trace/leaf_memo.py), no children
+        leaf = (leaf_memo.plan(module) if type(module) in _PLAIN_LEAVES and not node.children
+                else None)
+        run_leaf = self._run_leaf
         observer = self
         stack, segments = self.stack, self.segments
         track_grad = self.track_grad
@@ -442,23 +449,14 @@ class ModuleObserver:
                              call_shapes(args, kwargs)[0])
             stack.append(node)
             segments.append(0)
-            mode = observer.function_mode if plain else None
-            if mode is not None:
-                if torch._C._len_torch_function_stack() and _top_function_mode() is mode:
-                    torch._C._pop_torch_function_stack()
-                else:
-                    mode = None
-            try:
-                out = forward(*args, **kwargs)
-            except Exception:
-                if mode is not None:
-                    torch._C._push_on_torch_function_stack(mode)
-                    mode = None
-                observer._finished(node, failed=True)
-                raise
-            finally:
-                if mode is not None:
-                    torch._C._push_on_torch_function_stack(mode)
+            if leaf is not None:
+                out = run_leaf(node, leaf, forward, args, kwargs)
+            else:
+                try:
+                    out = forward(*args, **kwargs)
+                except Exception:
+                    observer._finished(node, failed=True)
+                    raise
             if stack and stack[-1] is node:
                 stack.pop()
                 segments.pop()
@@ -476,6 +474,44 @@ class ModuleObserver:
 
         observed.__wrapped__ = forward  # type: ignore[attr-defined]  # inspect.signature
         return observed
+
+    def _run_leaf(self, node: Node, leaf: LeafPlan, forward: Any, args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> Any:
+        """A plain leaf's call: with the trace's function mode off the stack (the functions
+        it calls cannot be fused ones, and a leaf has no gap to claim for), and answered
+        from the leaf memo (trace/leaf_memo.py) where the op observer allows it."""
+        mode = self.function_mode
+        if (mode is None or not torch._C._len_torch_function_stack()
+                or _top_function_mode() is not mode):  # a mode the model pushed sees them
+            try:
+                return forward(*args, **kwargs)
+            except Exception:
+                self._finished(node, failed=True)
+                raise
+        # off the stack before the memo reads a tensor too: each ``.stride()`` would be a
+        # round trip through the mode
+        torch._C._pop_torch_function_stack()
+        try:
+            ops = self.ops
+            keyed = None
+            if ops is not None and ops.leaf_memo():
+                keyed = leaf_memo.key(leaf, vars(node.module), args, kwargs)
+                if keyed is not None:
+                    remembered = ops.leaves.get(keyed[0])
+                    if remembered is not None:
+                        return _replay(node, remembered, keyed[1])
+                    before = (node.macs, node.flops, node.act, node.read, node.write,
+                              dict(node.unsupported))
+            try:
+                out = forward(*args, **kwargs)
+            except Exception:
+                self._finished(node, failed=True)
+                raise
+            if keyed is not None and ops is not None:
+                ops.remember(keyed, out, node, before)
+            return out
+        finally:
+            torch._C._push_on_torch_function_stack(mode)
 
     def _pre(self, module: torch.nn.Module, args: tuple[Any, ...],
              kwargs: dict[str, Any]) -> None:
@@ -583,6 +619,31 @@ class ModuleObserver:
                     todo.append(nxt)
 
 
+def _replay(node: Node, call: LeafCall, tensors: list[torch.Tensor]) -> Any:
+    """A remembered leaf call again: its charges on ``node``, fresh results of its layouts."""
+    node.macs += call.macs
+    node.flops += call.flops
+    node.act += call.act
+    node.read += call.read
+    node.write += call.write
+    if call.unsupported:
+        unsupported = node.unsupported
+        for name, calls in call.unsupported:
+            unsupported[name] = unsupported.get(name, 0) + calls
+    with torch._C._DisableTorchDispatch():  # making the results is no op of the model's
+        out = rebuilt(call.outputs, tensors)
+    return out[0] if call.single else out
+
+
+def _unsupported_since(before: dict[str, int], now: dict[str, int]) -> tuple[tuple[str, int], ...]:
+    return tuple((name, calls - before.get(name, 0)) for name, calls in now.items()
+                 if calls != before.get(name, 0))
+
+
+#: is any autocast on (torch >= 2.4 has one call for every device; without it the memo is off)
+_any_autocast = getattr(torch._C, "_is_any_autocast_enabled", lambda: True)
+
+
 class _OpInfo:
     __slots__ = ("formula", "kind", "label", "mutable", "name", "primary_only")
 
@@ -606,10 +667,11 @@ class _OpInfo:
         return tensor_bytes(out)
 
 
-#: per registry: (its version, number of an op call's key (meta_cache) → charge); weak, so a
-#: test's registry goes with it
-_COST_MEMO: weakref.WeakKeyDictionary[FormulaRegistry, tuple[int, dict[int, OpCharge]]] = (
-    weakref.WeakKeyDictionary())
+#: per registry: (its version, number of an op call's key (meta_cache) → charge, leaf call
+#: key (leaf_memo) → what it returned and charged); weak, so a test's registry goes with it
+_COST_MEMO: weakref.WeakKeyDictionary[
+    FormulaRegistry, tuple[int, dict[int, OpCharge], dict[tuple[Any, ...], LeafCall]]
+] = weakref.WeakKeyDictionary()
 
 
 class OpObserver(TorchDispatchMode):
@@ -629,9 +691,45 @@ class OpObserver(TorchDispatchMode):
         self.suppress = 0
         self._cache: dict[Any, _OpInfo] = {}
         self._version = registry.version
-        #: the charge memo of ``registry`` at ``_memo_version``
+        #: the charge memo and leaf memo of ``registry`` at ``_memo_version``
         self._charges: dict[int, OpCharge] = {}
+        self.leaves: dict[tuple[Any, ...], LeafCall] = {}
         self._memo_version = -1
+        #: the dispatch mode stack's length with this observer on top (set on entering)
+        self._depth = -1
+
+    def __enter__(self) -> OpObserver:
+        entered = super().__enter__()
+        self._depth = torch._C._len_torch_dispatch_stack()
+        self.modules.ops = self
+        return entered
+
+    def __exit__(self, *exc: Any) -> None:
+        self.modules.ops = None
+        super().__exit__(*exc)
+
+    def leaf_memo(self) -> bool:
+        """May a plain leaf called now be answered from the leaf memo (trace/leaf_memo.py)?
+        Not with grad or autocast on, inside a fused function, or under a dispatch mode the
+        model pushed."""
+        if self._memo_version != self.registry.version:
+            self._memo()
+        return (not self.suppress and not torch.is_grad_enabled() and not _any_autocast()
+                and torch._C._len_torch_dispatch_stack() == self._depth)
+
+    def remember(self, keyed: tuple[tuple[Any, ...], list[torch.Tensor]], out: Any, node: Node,
+                 before: tuple[int, int, int, int, int, dict[str, int]]) -> None:
+        """Keep a plain leaf's call that ran for real: its results' layouts and what its ops
+        charged ``node`` since ``before`` (its sums and unsupported ops then)."""
+        found = leaf_memo.outputs(out, keyed[1])
+        if found is None:
+            return
+        if len(self.leaves) >= MAX_ENTRIES:
+            self.leaves.clear()
+        self.leaves[keyed[0]] = LeafCall(
+            found[0], found[1], node.macs - before[0], node.flops - before[1],
+            node.act - before[2], node.read - before[3], node.write - before[4],
+            _unsupported_since(before[5], node.unsupported))
 
     def _info(self, func: Any) -> _OpInfo:
         if self._version != self.registry.version:
@@ -663,7 +761,7 @@ class OpObserver(TorchDispatchMode):
         # the key holds everything a formula reads (shapes, strides, dtypes, arguments), so a
         # charge worked out once per key and registry version holds for every later call
         if self._memo_version != self.registry.version:
-            self._charges = self._memo()
+            self._memo()
         charge = self._charges.get(key) if key is not None else None
         if charge is None:
             charge = self._charge(func, args, kwargs, out)
@@ -687,14 +785,13 @@ class OpObserver(TorchDispatchMode):
             node.charge(charge)
         return out
 
-    def _memo(self) -> dict[int, OpCharge]:
+    def _memo(self) -> None:
+        """Take the registry's memos at its current version (fresh ones after a change)."""
         registry = self.registry
-        version, memo = _COST_MEMO.get(registry, (None, None))
-        if memo is None or version != registry.version:
-            memo = {}
-            _COST_MEMO[registry] = (registry.version, memo)
-        self._memo_version = registry.version
-        return memo
+        memos = _COST_MEMO.get(registry)
+        if memos is None or memos[0] != registry.version:
+            memos = _COST_MEMO[registry] = (registry.version, {}, {})
+        self._memo_version, self._charges, self.leaves = memos
 
     def _charge(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
                 out: Any) -> OpCharge:
