@@ -140,6 +140,20 @@ def test_memo_reproduces_layouts_dtypes_and_in_place_results() -> None:
     assert meta_cache.size() == len(calls)
 
 
+def test_memo_of_a_factory_follows_the_default_dtype() -> None:
+    meta_cache.clear()
+    empty = (torch.ops.aten.empty.memory_format, ([2, 3],), {"device": torch.device("meta")})
+    before = torch.get_default_dtype()
+    try:
+        dtypes = []
+        for default in (torch.float32, torch.float64, torch.float32):
+            torch.set_default_dtype(default)
+            dtypes.append(meta_cache.run_op(*empty).dtype)
+    finally:
+        torch.set_default_dtype(before)
+    assert dtypes == [torch.float32, torch.float64, torch.float32]
+
+
 def test_memo_keeps_views_errors_and_real_tensors_out() -> None:
     meta_cache.clear()
     x = torch.empty(2, 6, device="meta")
