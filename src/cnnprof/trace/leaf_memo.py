@@ -45,6 +45,10 @@ from cnnprof.trace.meta_cache import NotCacheable, append_call, flatten
 #: none of it, so none of it is keyed
 _BOOKKEEPING = (frozenset(vars(torch.nn.Module())) - {"training", "_parameters", "_buffers"}
                 | {"forward"})
+#: the tables of a module's tensors, keyed by name and tensor layout
+_STORES = ("_parameters", "_buffers")
+_PLAIN_TENSORS = frozenset({torch.Tensor, torch.nn.Parameter})
+_STRIDED = torch.strided
 #: marks a tuple of ints in a key (``kernel_size=(3, 3)``): the tuple itself follows
 _INT_TUPLE = object()
 _INT = frozenset({int})
@@ -64,8 +68,10 @@ class LeafPlan:
     cls: type
     #: the plan's number (never reused, also after the table is dropped)
     number: int
-    #: the module's own attributes, in ``__dict__`` order
+    #: the module's own attributes, in ``__dict__`` order, but ``_parameters``/``_buffers``
     names: tuple[str, ...]
+    #: ``_parameters`` and ``_buffers`` where the module has them
+    stores: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +103,10 @@ def plan(module: torch.nn.Module) -> LeafPlan | None:
     if found is None:
         if len(_PLANS) >= MAX_PLANS:
             _PLANS.clear()
-        names = tuple(name for name in every[1] if name not in _BOOKKEEPING)
-        found = _PLANS[every] = LeafPlan(cls, next(_NUMBERS), names)
+        names = tuple(name for name in every[1]
+                      if name not in _BOOKKEEPING and name not in _STORES)
+        stores = tuple(name for name in _STORES if name in every[1])
+        found = _PLANS[every] = LeafPlan(cls, next(_NUMBERS), names, stores)
     return found
 
 
@@ -119,14 +127,23 @@ def key(leaf: LeafPlan, state: dict[str, Any], args: tuple[Any, ...],
             elif kind is tuple and _INT.issuperset(map(type, value)):
                 parts.append(_INT_TUPLE)
                 parts.append(value)
-            elif kind is dict:  # _parameters, _buffers
-                parts.append(len(value))
-                for entry, item in value.items():
-                    parts.append(type(entry))
-                    parts.append(entry)
-                    flatten(item, parts, tensors)
             else:
                 flatten(value, parts, tensors)
+        for name in leaf.stores:  # names (str, as register_parameter demands) and tensors
+            store = state[name]
+            parts.append(len(store))
+            for entry, item in store.items():
+                parts.append(entry)
+                if type(item) in _PLAIN_TENSORS:  # flatten's tensor case, one tuple per tensor
+                    dtype = item.dtype
+                    if not item.is_meta or item.layout is not _STRIDED or dtype.is_complex:
+                        return None
+                    tensors.append(item)
+                    parts.append((item.shape, item.stride(), dtype, item.storage_offset()))
+                elif item is None:
+                    parts.append(None)
+                else:
+                    flatten(item, parts, tensors)
         append_call(parts, tensors, args, kwargs)
     except (NotCacheable, KeyError):  # KeyError: an attribute deleted since the trace began
         return None
