@@ -11,17 +11,20 @@ same forward runs under growing layers of the trace, alternating every round:
    meta count: torch's Python dispatch, the model's own Python, a meta tensor per result);
 2. ``+ costing``: cnnprof's ``OpObserver`` (cost memo and attribution to the running module);
 3. ``+ function mode``: ``FusedFunctionObserver`` (every torch function call goes through it);
-4. ``+ module observation``: the whole ``run_observed`` (every module call observed, by a
-   wrapped ``forward`` or a hook pair, with the function mode off the stack inside plain
-   ``torch.nn`` leaves; the tree, attach/detach, the saved training flags);
-5. ``profile()``: the full report (stand-ins, freezing the records, totals).
+4. ``+ module observation``: the whole ``run_observed`` with the leaf memo off (every module
+   call observed, by a wrapped ``forward`` or a hook pair, with the function mode off the
+   stack inside plain ``torch.nn`` leaves; the tree, attach/detach, the saved training flags);
+5. ``leaf memo``: ``run_observed`` as it runs: plain leaves answered from the leaf memo
+   (trace/leaf_memo.py) instead of running their ops (this layer takes time away);
+6. ``profile()``: the full report (stand-ins, freezing the records, totals).
 
 Times are CPU seconds of this thread (``time.thread_time``), the minimum over the rounds: on a
 shared machine that is the figure least moved by other processes. Differences between rows
 are the cost of each layer; divided by the number of ops or module calls they give µs per op
 and µs per module call. Layer 4 also takes the function mode off the stack inside plain
 leaves, so part of layer 3's cost comes back there (its per-call figure can be below the
-observation's own cost).
+observation's own cost). Layer 5's saving is divided by the leaf calls answered from the
+memo.
 
 ``--cprofile N`` also prints, per model, the N functions with the most own time of
 ``profile()`` under cProfile (ten warm calls) to stderr: where to look next. cProfile adds
@@ -53,7 +56,7 @@ def measure(name: str, rounds: int, cprofile: int = 0) -> dict[str, Any]:
     from torch.utils._python_dispatch import TorchDispatchMode
 
     import cnnprof
-    from cnnprof.trace import engine, meta_cache, observers, stand_ins
+    from cnnprof.trace import engine, leaf_memo, meta_cache, observers, stand_ins
     from cnnprof.zoo import resolve
 
     entry = resolve(name)
@@ -94,9 +97,18 @@ def measure(name: str, rounds: int, cprofile: int = 0) -> dict[str, Any]:
         with observers.FusedFunctionObserver(ops), ops:
             call()
 
+    def without_leaf_memo() -> None:
+        keyed = leaf_memo.key
+        leaf_memo.key = lambda *args, **kwargs: None  # no call can be keyed: all run
+        try:
+            engine.run_observed(model, call)
+        finally:
+            leaf_memo.key = keyed
+
     variants: dict[str, Callable[[], Any]] = {
         "memo": memo, "+ costing": costing, "+ function mode": function_mode,
-        "+ module observation": lambda: engine.run_observed(model, call),
+        "+ module observation": without_leaf_memo,
+        "leaf memo": lambda: engine.run_observed(model, call),
         "profile()": lambda: cnnprof.profile(model, [x]),
     }
     best = {k: float("inf") for k in variants}
@@ -112,7 +124,18 @@ def measure(name: str, rounds: int, cprofile: int = 0) -> dict[str, Any]:
         counter = MemoOnly()
         with counter:
             call()
-        run = engine.run_observed(model, call)
+        replayed: list[Any] = []
+        replay = observers._replay
+
+        def counted(*args: Any) -> Any:
+            replayed.append(args[0])
+            return replay(*args)
+
+        observers._replay = counted
+        try:
+            run = engine.run_observed(model, call)
+        finally:
+            observers._replay = replay
     module_calls = sum(node.calls for node in run.modules.nodes.values())
     if cprofile:
         import cProfile
@@ -127,7 +150,7 @@ def measure(name: str, rounds: int, cprofile: int = 0) -> dict[str, Any]:
         print(f"\n{name}: cProfile of 10 profile() calls, by own time", file=sys.stderr)
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(cprofile)
     return {"best": best, "ops": counter.ops, "module_calls": module_calls,
-            "modules": len(run.modules.nodes)}
+            "modules": len(run.modules.nodes), "replayed": len(replayed)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,24 +185,27 @@ def main(argv: list[str] | None = None) -> int:
         f"- CPU time of this thread, minimum over {args.rounds} alternating rounds, warm "
         "memos (what every count after the first pays); method in the script's docstring",
         "",
-        "| model | aten ops | module calls | memo (floor) | + costing | + function mode "
-        "| + module observation | profile() | µs / op (costing) | µs / op (function mode) "
-        "| µs / module call (observation) | µs / row (freeze, stand-ins, totals) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | aten ops | module calls | leaf calls from the memo | memo (floor) "
+        "| + costing | + function mode | + module observation | leaf memo | profile() "
+        "| µs / op (costing) | µs / op (function mode) | µs / module call (observation) "
+        "| µs saved / leaf call (leaf memo) | µs / row (freeze, stand-ins, totals) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, res in results.items():
         b = {k: v * 1e3 for k, v in res["best"].items()}
         ops, calls = res["ops"], res["module_calls"]
+        replayed = res["replayed"]
         per = [
             (b["+ costing"] - b["memo"]) * 1e3 / ops,
             (b["+ function mode"] - b["+ costing"]) * 1e3 / ops,
             (b["+ module observation"] - b["+ function mode"]) * 1e3 / calls,
-            (b["profile()"] - b["+ module observation"]) * 1e3 / res["modules"],
+            (b["+ module observation"] - b["leaf memo"]) * 1e3 / max(1, replayed),
+            (b["profile()"] - b["leaf memo"]) * 1e3 / res["modules"],
         ]
         lines.append(
-            f"| {name} | {ops} | {calls} | " + " | ".join(
+            f"| {name} | {ops} | {calls} | {replayed} | " + " | ".join(
                 f"{b[k]:.1f} ms" for k in ("memo", "+ costing", "+ function mode",
-                                           "+ module observation", "profile()"))
+                                           "+ module observation", "leaf memo", "profile()"))
             + " | " + " | ".join(f"{v:.1f}" for v in per) + " |")
     lines.append("")
     text = "\n".join(lines)

@@ -45,6 +45,9 @@ from cnnprof.trace.meta_cache import NotCacheable, append_call, flatten
 #: none of it, so none of it is keyed
 _BOOKKEEPING = (frozenset(vars(torch.nn.Module())) - {"training", "_parameters", "_buffers"}
                 | {"forward"})
+#: leaves that return their input or a view of it: a key costs more than their call, and a
+#: view is never kept
+_NOT_KEPT = frozenset({torch.nn.Identity, torch.nn.Flatten, torch.nn.Unflatten})
 #: the tables of a module's tensors, keyed by name and tensor layout
 _STORES = ("_parameters", "_buffers")
 _PLAIN_TENSORS = frozenset({torch.Tensor, torch.nn.Parameter})
@@ -92,11 +95,16 @@ class LeafCall:
     unsupported: tuple[tuple[str, int], ...]
 
 
+def torch_forward(cls: type[torch.nn.Module]) -> bool:
+    """Is ``cls.forward`` torch's own (not patched)? Else what it reads and calls is unknown."""
+    return getattr(cls.forward, "__module__", "").startswith("torch.nn.")
+
+
 def plan(module: torch.nn.Module) -> LeafPlan | None:
-    """The key's plan for ``module``, or None when its class's ``forward`` is not torch's own
-    (patched), so what it reads is unknown."""
+    """The key's plan for a plain leaf, or None for the leaves not worth a key
+    (``_NOT_KEPT``)."""
     cls = type(module)
-    if not getattr(cls.forward, "__module__", "").startswith("torch.nn."):
+    if cls in _NOT_KEPT:
         return None
     every = (cls, tuple(vars(module)))
     found = _PLANS.get(every)

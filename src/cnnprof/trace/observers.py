@@ -426,9 +426,10 @@ class ModuleObserver:
         forward = module.forward  # the class's, bound (nothing in the instance's __dict__)
         callers = _forward_callers()
         frame = sys._getframe
-        # a plain leaf: torch's own class and forward (trace/leaf_memo.py), no children
-        leaf = (leaf_memo.plan(module) if type(module) in _PLAIN_LEAVES and not node.children
-                else None)
+        # a plain leaf: torch's own class and forward, no children (trace/leaf_memo.py)
+        plain = (type(module) in _PLAIN_LEAVES and not node.children
+                 and leaf_memo.torch_forward(type(module)))
+        leaf = leaf_memo.plan(module) if plain else None
         run_leaf = self._run_leaf
         observer = self
         stack, segments = self.stack, self.segments
@@ -449,7 +450,7 @@ class ModuleObserver:
                              call_shapes(args, kwargs)[0])
             stack.append(node)
             segments.append(0)
-            if leaf is not None:
+            if plain:
                 out = run_leaf(node, leaf, forward, args, kwargs)
             else:
                 try:
@@ -475,11 +476,12 @@ class ModuleObserver:
         observed.__wrapped__ = forward  # type: ignore[attr-defined]  # inspect.signature
         return observed
 
-    def _run_leaf(self, node: Node, leaf: LeafPlan, forward: Any, args: tuple[Any, ...],
-                  kwargs: dict[str, Any]) -> Any:
+    def _run_leaf(self, node: Node, leaf: LeafPlan | None, forward: Any,
+                  args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """A plain leaf's call: with the trace's function mode off the stack (the functions
         it calls cannot be fused ones, and a leaf has no gap to claim for), and answered
-        from the leaf memo (trace/leaf_memo.py) where the op observer allows it."""
+        from the leaf memo (trace/leaf_memo.py, ``leaf``: its plan) where the op observer
+        allows it."""
         mode = self.function_mode
         if (mode is None or not torch._C._len_torch_function_stack()
                 or _top_function_mode() is not mode):  # a mode the model pushed sees them
@@ -494,7 +496,7 @@ class ModuleObserver:
         try:
             ops = self.ops
             keyed = None
-            if ops is not None and ops.leaf_memo():
+            if leaf is not None and ops is not None and ops.leaf_memo():
                 keyed = leaf_memo.key(leaf, vars(node.module), args, kwargs)
                 if keyed is not None:
                     remembered = ops.leaves.get(keyed[0])
