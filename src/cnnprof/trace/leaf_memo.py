@@ -121,11 +121,13 @@ def plan(module: torch.nn.Module) -> LeafPlan | None:
 def key(leaf: LeafPlan, state: dict[str, Any], args: tuple[Any, ...],
         kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], list[torch.Tensor]] | None:
     """The key of a call of the module whose ``__dict__`` is ``state``, and the call's tensors
-    (its parameters, buffers and tensor attributes, then its arguments'), or None when
+    (its arguments', then its parameters, buffers and tensor attributes), or None when
     something cannot be keyed."""
     parts: list[Any] = [leaf.cls, leaf.number]
     tensors: list[torch.Tensor] = []
     try:
+        # the arguments first: a count on a real device stops at the first tensor
+        append_call(parts, tensors, args, kwargs)
         for name in leaf.names:
             value = state[name]
             kind = type(value)
@@ -152,7 +154,6 @@ def key(leaf: LeafPlan, state: dict[str, Any], args: tuple[Any, ...],
                     parts.append(None)
                 else:
                     flatten(item, parts, tensors)
-        append_call(parts, tensors, args, kwargs)
     except (NotCacheable, KeyError):  # KeyError: an attribute deleted since the trace began
         return None
     return tuple(parts), tensors
