@@ -3,8 +3,9 @@ its arguments' layout.
 
 The kernel memo (``meta_cache``) skips what a meta kernel computes, but every op of a leaf
 still runs the leaf's Python ``forward`` and the functional wrapper under it, crosses from C++
-into the dispatch mode, is keyed and is charged: a ``BatchNorm2d`` call is ~40 µs of that, a
-``Conv2d`` ~25 µs, on models made of hundreds of them (ShuffleNet, RegNet, MobileNet).
+into the dispatch mode, is keyed and is charged. Answered from this memo, a ``BatchNorm2d``
+call costs ~40 µs less, a ``Conv2d`` or ``Linear`` ~20 µs (docs/performance.md), on models
+made of hundreds of them (ShuffleNet, RegNet, MobileNet).
 
 A *plain leaf* (``observers._PLAIN_LEAVES``: exactly one of torch's classes, with torch's own
 ``forward``, no child modules, no hooks of its own) computes what it returns from its state
