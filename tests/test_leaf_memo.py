@@ -94,14 +94,27 @@ def test_every_kind_of_leaf_counts_the_same_with_and_without_the_memo(
     assert not {"same", "flat"} & set(replayed)
 
 
-@pytest.mark.parametrize("name", ["shufflenet_v2_x1_0", "regnet_y_400mf", "mobilenet_v3_large"])
-def test_benchmark_models_count_the_same_with_and_without_the_memo(name: str) -> None:
-    model = torchvision.models.get_model(name, weights=None).eval()
-    x = torch.randn(1, 3, 224, 224)
-    cold = cnnprof.profile(model, [x], device="meta")
-    warm = cnnprof.profile(model, [x], device="meta")
+#: the models of benchmarks/peers.py
+BENCHMARK_MODELS = (
+    "alexnet", "vgg16", "resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0",
+    "convnext_tiny", "densenet121", "inception_v3", "vit_b_16", "swin_t", "regnet_y_400mf",
+    "shufflenet_v2_x1_0", "googlenet", "squeezenet1_0",
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["eval", "train"])
+@pytest.mark.parametrize("name", BENCHMARK_MODELS)
+def test_benchmark_models_count_the_same_with_and_without_the_memo(name: str,
+                                                                   mode: str) -> None:
+    model = torchvision.models.get_model(name, weights=None)
+    size = 299 if name == "inception_v3" else 224
+    # batch 2 in training mode: BatchNorm refuses one value per channel (inception's 1x1 maps)
+    x = torch.randn(1 if mode == "eval" else 2, 3, size, size)
+    cold = cnnprof.profile(model, [x], device="meta", mode=mode)
+    warm = cnnprof.profile(model, [x], device="meta", mode=mode)
     with _without_memo():
-        plain = cnnprof.profile(model, [x], device="meta")
+        plain = cnnprof.profile(model, [x], device="meta", mode=mode)
     assert _counts(cold) == _counts(warm) == _counts(plain)
 
 
