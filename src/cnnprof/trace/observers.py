@@ -421,7 +421,7 @@ class ModuleObserver:
 
     def _observed(self, node: Node) -> Any:
         """``node.module``'s forward, observed as its pre and post hooks would observe it
-        (the same steps as ``_pre`` and ``_post``, inlined: this runs on every module call)."""
+        (``_entered`` and ``_returned``, as ``_pre`` and ``_post`` do)."""
         module = node.module
         forward = module.forward  # the class's, bound (nothing in the instance's __dict__)
         callers = _forward_callers()
@@ -430,26 +430,16 @@ class ModuleObserver:
         plain = (type(module) in _PLAIN_LEAVES and not node.children
                  and leaf_memo.torch_forward(type(module)))
         leaf = leaf_memo.plan(module) if plain else None
-        run_leaf = self._run_leaf
+        run_leaf, entered, returned = self._run_leaf, self._entered, self._returned
         observer = self
-        stack, segments = self.stack, self.segments
         track_grad = self.track_grad
 
         def observed(*args: Any, **kwargs: Any) -> Any:
             if id(frame(1).f_code) not in callers:  # module.forward(x): not a module call
                 return forward(*args, **kwargs)
             if track_grad:
-                observer.claim((args, kwargs), stack[-1] if stack else observer.root)
-            node.calls += 1
-            if node.calls == 1:
-                node.order = observer._next_order
-                observer._next_order += 1
-                node.input_shapes, node.input_dtypes = call_shapes(args, kwargs)
-            else:
-                _add_variant(node.input_variants, node.input_shapes,
-                             call_shapes(args, kwargs)[0])
-            stack.append(node)
-            segments.append(0)
+                observer.claim((args, kwargs), observer.current)
+            entered(node, args, kwargs)
             if plain:
                 out = run_leaf(node, leaf, forward, args, kwargs)
             else:
@@ -458,19 +448,7 @@ class ModuleObserver:
                 except Exception:
                     observer._finished(node, failed=True)
                     raise
-            if stack and stack[-1] is node:
-                stack.pop()
-                segments.pop()
-                if segments:
-                    segments[-1] += 1  # the caller's next gap starts
-            if node.calls == 1:
-                node.output_shapes, node.output_dtypes = shapes_and_dtypes(out)
-            else:
-                _add_variant(node.output_variants, node.output_shapes,
-                             shapes_and_dtypes(out)[0])
-            if track_grad:
-                observer.claim(out, node)
-            observer.last_finished = node
+            returned(node, out)
             return out
 
         observed.__wrapped__ = forward  # type: ignore[attr-defined]  # inspect.signature
@@ -515,9 +493,9 @@ class ModuleObserver:
         finally:
             torch._C._push_on_torch_function_stack(mode)
 
-    def _pre(self, module: torch.nn.Module, args: tuple[Any, ...],
-             kwargs: dict[str, Any]) -> None:
-        node = self.nodes[id(module)]
+    def _entered(self, node: Node, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """``node``'s call begins: counted, ordered and shaped (later calls' other input
+        shapes as variants), on top of the stack."""
         node.calls += 1
         if node.calls == 1:
             node.order = self._next_order
@@ -527,6 +505,23 @@ class ModuleObserver:
             _add_variant(node.input_variants, node.input_shapes, call_shapes(args, kwargs)[0])
         self.stack.append(node)
         self.segments.append(0)
+
+    def _returned(self, node: Node, output: Any) -> None:
+        """``node``'s call returned ``output``: off the stack, its output shapes, and (with
+        ``track_grad``) the autograd nodes its forward created claimed."""
+        self._finished(node, failed=False)
+        if node.calls == 1:
+            node.output_shapes, node.output_dtypes = shapes_and_dtypes(output)
+        else:
+            _add_variant(node.output_variants, node.output_shapes,
+                         shapes_and_dtypes(output)[0])
+        if self.track_grad:
+            self.claim(output, node)
+        self.last_finished = node
+
+    def _pre(self, module: torch.nn.Module, args: tuple[Any, ...],
+             kwargs: dict[str, Any]) -> None:
+        self._entered(self.nodes[id(module)], args, kwargs)
 
     def _pre_grad(self, module: torch.nn.Module, args: tuple[Any, ...],
                   kwargs: dict[str, Any]) -> None:
@@ -543,15 +538,7 @@ class ModuleObserver:
         if sys.exc_info()[1] is not None and sys._getframe(1).f_code is not _HOOKS_CALLER:
             self._finished(node, failed=True)
             return
-        self._finished(node, failed=False)
-        if node.calls == 1:
-            node.output_shapes, node.output_dtypes = shapes_and_dtypes(output)
-        else:
-            _add_variant(node.output_variants, node.output_shapes,
-                         shapes_and_dtypes(output)[0])
-        if self.track_grad:
-            self.claim(output, node)
-        self.last_finished = node
+        self._returned(node, output)
 
     def _finished(self, node: Node, *, failed: bool) -> None:
         """``node``'s call returned (or raised, when ``failed``): off the stack."""
