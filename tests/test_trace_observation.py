@@ -6,6 +6,7 @@ the records freeze makes without LayerRecord's own __init__ (trace/frozen.py).""
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 
@@ -141,6 +142,31 @@ def test_a_failing_plain_leaf_puts_the_function_mode_back(device: str) -> None:
     assert report.error["module"] == "bad"
     assert report.layer("ok").calls == 1
     assert all("forward" not in vars(m) for m in model.modules())
+
+
+class ExitsAfterAChild(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.conv(x)
+        sys.exit(0)
+
+
+@pytest.mark.parametrize("hooked", [False, True])
+def test_a_sys_exit_is_placed_as_the_hooks_place_it(hooked: bool,
+                                                    request: pytest.FixtureRequest) -> None:
+    """A ``SystemExit`` is no ``Exception``: the wrapped forward must still mark where it
+    happened, as the always-called hook does."""
+    if hooked:
+        request.getfixturevalue("hooks_everywhere")
+    with pytest.raises(ModelFailedError) as failed:
+        profile(ExitsAfterAChild(), [torch.randn(1, 3, 8, 8)], device="meta")
+    error = failed.value.report.error  # type: ignore[union-attr]
+    assert error["type"] == "ExitsAfterAChild"
+    assert error["after"] == "conv"
+    assert error["exception"] == "SystemExit"
 
 
 def test_forward_callers_are_torchs_own() -> None:

@@ -197,6 +197,7 @@ def run_observed(
                             backward_note = _run_backward(modules, output, registry)
         except Exception as exc:  # the model's failure is data for the report
             error = exc
+            modules.place_failure()
         finally:
             modules.detach()
     return TraceRun(modules, output, error, printed.getvalue(), backward_note)

@@ -552,6 +552,13 @@ class ModuleObserver:
         if failed and self.failed_node is None:
             self.failed_node = node
 
+    def place_failure(self) -> None:
+        """The forward raised: when no hook or wrapper saw it (a ``sys.exit()``: no
+        ``Exception``, so ``_call_impl`` runs no always-called hook), the innermost call
+        still open is where it happened."""
+        if self.failed_node is None and self.stack:
+            self.failed_node = self.stack[-1]
+
     @property
     def current(self) -> Node:
         return self.stack[-1] if self.stack else self.root
